@@ -1,0 +1,90 @@
+"""Train one configuration with several seeds, one after the other, and tabulate the outcome.
+
+Used for the README's stability and memory-initialisation tables, for example:
+
+    python experiments/sweep.py copy --seeds 0-4 --minutes 10 --out results/copy-seeds.json
+    python experiments/sweep.py copy --seeds 0-2 --set model.memory_init=learned \
+        --out results/copy-init-learned.json
+
+Each seed runs `diffmem.train.train_and_evaluate` with the task's default configuration (plus
+any --set overrides) in its own run directory under --runs. The results file holds every run's
+summary; the printed Markdown table has, per seed: whether the target was reached, sequences
+and seconds until validation first went below the target, the final validation bits, the
+wrong-bit fractions at the generalisation sizes, and the number of non-finite steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from diffmem.config import apply_overrides, resolve
+from diffmem.train import machine_description, train_and_evaluate
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = (int(v) for v in text.split("-"))
+        return list(range(lo, hi + 1))
+    return [int(v) for v in text.split(",")]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task")
+    p.add_argument("--model", default="ntm-lstm")
+    p.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,3,7")
+    p.add_argument("--minutes", type=float, default=10.0, help="budget per seed")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--runs", default="runs/sweep", help="parent of the run directories")
+    p.add_argument("--out", required=True, help="results JSON file")
+    args = p.parse_args()
+
+    base = apply_overrides(resolve(args.task, args.model).replace(train={"minutes": args.minutes}),
+                           args.set)
+    tag = "-".join(s.replace("=", "").replace(".", "_") for s in args.set) or "default"
+    results = []
+    for seed in parse_seeds(args.seeds):
+        config = base.replace(train={"seed": seed})
+        run_dir = Path(args.runs) / f"{args.task}-{args.model}-{tag}-seed{seed}-{int(time.time())}"
+        summary = train_and_evaluate(config, run_dir).summary
+        metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        summary["nan_points"] = sum(1 for m in metrics if m["loss"] is None)
+        summary["nonfinite_stop"] = summary["status"].startswith("stopped: non-finite")
+        results.append(summary)
+        print(f"seed {seed}: {summary['status']}, {summary['validation']['bits']:.4f} bits",
+              file=sys.stderr, flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"task": args.task, "model": args.model, "overrides": args.set,
+              "minutes_per_seed": args.minutes, "machine": machine_description(),
+              "command": " ".join(sys.argv), "runs": results}
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(table(results))
+    return 0
+
+
+def table(results: list[dict]) -> str:
+    sizes = [g["label"] for g in results[0]["generalisation"]]
+    head = ["seed", "target reached", "sequences to target", "seconds to target",
+            "final val bits"] + [f"wrong bits, {s}" for s in sizes] + ["non-finite stop"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        first = r["first_below_target"]
+        row = [str(r["seed"]),
+               "yes" if r["reached_target"] else "**no**",
+               f"{first['sequences']:,}" if first else "never",
+               f"{first['seconds']:.0f}" if first else "-",
+               f"{r['validation']['bits']:.4f}"]
+        row += [f"{100 * g['wrong_bit_fraction']:.2f}%" for g in r["generalisation"]]
+        row += ["yes" if r["nonfinite_stop"] else "no"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""diffmem: memory-augmented neural networks (the Neural Turing Machine) in JAX.
+
+    import diffmem
+    model, config = diffmem.load("runs/copy")
+    logits, state = model(inputs)          # (B, T, C_in) -> (B, T, C_out)
+
+Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
+NTM), ``tasks`` (the paper's tasks by name), ``losses``, ``config``, ``train``.
+"""
+
+__version__ = "0.1.0"
+
+from diffmem.models import build_model, load  # noqa: E402
+from diffmem.ntm import NTM, NTMCell, NTMState, Trace  # noqa: E402
+
+__all__ = ["NTM", "NTMCell", "NTMState", "Trace", "build_model", "load", "__version__"]

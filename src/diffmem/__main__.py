@@ -1,0 +1,5 @@
+import sys
+
+from diffmem.cli import main
+
+sys.exit(main())

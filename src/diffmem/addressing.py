@@ -1,0 +1,144 @@
+"""NTM addressing: the four stages that turn a head's parameters into a weighting.
+
+Each function is one equation of Graves, Wayne & Danihelka (2014), section 3.3, written as a
+pure function of arrays. Shape letters: B batch, N memory rows, M row width, K shift radius.
+Every function accepts extra leading dimensions (for example a head axis, (B, H, N)) as long as
+the arguments broadcast against each other; to address a memory (B, N, M) with keys (B, H, M),
+pass ``memory[:, None]``.
+
+The stages compose as ``address``: content -> interpolate -> shift -> sharpen.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# Added under the square root of |u|^2 so that the norm of an all-zero row (or key) is
+# sqrt(_NORM_EPS) instead of 0: the cosine stays finite and so does its gradient.
+_NORM_EPS = 1e-16
+# Added to a weighting before its logarithm in ``sharpen``: exact zeros (which a shift of a
+# one-hot weighting produces) would give log(0) = -inf and NaN gradients.
+_LOG_EPS = 1e-30
+
+
+def _norm(u: jax.Array) -> jax.Array:
+    """Euclidean norm over the last axis that has a finite gradient at u = 0."""
+    return jnp.sqrt(jnp.sum(u * u, axis=-1) + _NORM_EPS)
+
+
+def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
+    """K[u, v] = u . v / (|u| |v|) between the key and every memory row (paper eq. 6).
+
+    Args:
+      memory: (..., N, M)
+      key: (..., M)
+
+    Returns:
+      (..., N) similarities in [-1, 1]; all-zero rows or keys give 0, not NaN.
+    """
+    memory, key = jnp.asarray(memory), jnp.asarray(key)
+    # einsum becomes one batched matrix product, also when a head axis broadcasts against a
+    # memory of shape (B, 1, N, M); an elementwise multiply-and-sum is several times slower on
+    # the CPU.
+    dot = jnp.einsum("...nm,...m->...n", memory, key)  # (..., N)
+    return dot / (_norm(memory) * _norm(key)[..., None])
+
+
+def content_weights(memory: jax.Array, key: jax.Array, beta: jax.Array) -> jax.Array:
+    """Content addressing (paper eq. 5): w_c(i) = softmax_i(beta * K[k, M(i)]).
+
+    Args:
+      memory: (B, N, M) memory matrix.
+      key: (B, M) key vector k.
+      beta: (B,) key strength, >= 0. Larger values focus the weighting on the best match.
+
+    Returns:
+      (B, N) weighting: non-negative, sums to 1 over N.
+    """
+    beta = jnp.asarray(beta)
+    return jax.nn.softmax(beta[..., None] * cosine_similarity(memory, key), axis=-1)
+
+
+def interpolate(w_content: jax.Array, w_prev: jax.Array, g: jax.Array) -> jax.Array:
+    """Interpolation gate (paper eq. 7): w_g = g * w_c + (1 - g) * w_{t-1}.
+
+    Args:
+      w_content: (B, N) content weighting w_c.
+      w_prev: (B, N) the head's weighting at the previous step.
+      g: (B,) gate in [0, 1]; 1 keeps only the content weighting, 0 only the previous one.
+
+    Returns:
+      (B, N) weighting.
+    """
+    g = jnp.asarray(g)[..., None]
+    return g * jnp.asarray(w_content) + (1.0 - g) * jnp.asarray(w_prev)
+
+
+def shift(w: jax.Array, s: jax.Array) -> jax.Array:
+    """Circular convolution with the shift weighting (paper eq. 8).
+
+    w_s(i) = sum_{d=-K..K} s(d) * w((i - d) mod N)
+
+    ``s[..., K + d]`` is the weight of a shift by d, and a positive d moves attention toward
+    higher row indices: a one-hot weighting on row i shifted by a one-hot s at d lands on row
+    (i + d) mod N.
+
+    Args:
+      w: (B, N) weighting.
+      s: (B, 2K+1) shift weighting, non-negative and summing to 1.
+
+    Returns:
+      (B, N) weighting.
+    """
+    w, s = jnp.asarray(w), jnp.asarray(s)
+    radius = (s.shape[-1] - 1) // 2
+    if s.shape[-1] != 2 * radius + 1:
+        raise ValueError(
+            f"shift expects an odd number of shift weights (2K+1), got {s.shape[-1]}"
+        )
+    # jnp.roll(w, d)[i] == w[(i - d) mod N]: exactly the term of shift d. 2K+1 is small (3 in
+    # the paper), so a sum of rolls is cheaper and clearer than an FFT or a gather.
+    return sum(s[..., radius + d, None] * jnp.roll(w, d, axis=-1) for d in range(-radius, radius + 1))
+
+
+def sharpen(w: jax.Array, gamma: jax.Array) -> jax.Array:
+    """Sharpening (paper eq. 9): w(i) = w_s(i)^gamma / sum_j w_s(j)^gamma.
+
+    Computed as softmax(gamma * log w_s), which neither underflows for large gamma nor divides
+    by zero when every w_s(i)^gamma rounds to 0.
+
+    Args:
+      w: (B, N) weighting w_s (non-negative).
+      gamma: (B,) sharpening exponent, >= 1.
+
+    Returns:
+      (B, N) weighting: non-negative, sums to 1 over N.
+    """
+    w, gamma = jnp.asarray(w), jnp.asarray(gamma)
+    return jax.nn.softmax(gamma[..., None] * jnp.log(w + _LOG_EPS), axis=-1)
+
+
+def address(
+    memory: jax.Array,
+    w_prev: jax.Array,
+    key: jax.Array,
+    beta: jax.Array,
+    g: jax.Array,
+    s: jax.Array,
+    gamma: jax.Array,
+) -> jax.Array:
+    """The whole addressing pipeline (paper Figure 2): content, interpolate, shift, sharpen.
+
+    Args:
+      memory: (B, N, M), or (B, 1, N, M) for keys with a head axis.
+      w_prev: (B, [H,] N) previous weighting of each head.
+      key: (B, [H,] M); beta, g, gamma: (B, [H]); s: (B, [H,] 2K+1).
+
+    Returns:
+      (B, [H,] N) the head's new weighting w_t.
+    """
+    w_c = content_weights(memory, key, beta)
+    w_g = interpolate(w_c, w_prev, g)
+    w_s = shift(w_g, s)
+    return sharpen(w_s, gamma)

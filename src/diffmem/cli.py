@@ -1,0 +1,253 @@
+"""The ``diffmem`` command: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+console = Console()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as err:  # ConfigError, CheckpointError, bad shapes: the user's to fix
+        if os.environ.get("DIFFMEM_DEBUG"):
+            raise
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from diffmem import __version__, tasks
+    from diffmem.config import MODELS, OPTIMIZERS, preset_names
+    from diffmem.ntm import MEMORY_INITS
+
+    parser = argparse.ArgumentParser(
+        prog="diffmem", description="Neural Turing Machines in JAX: train, evaluate, benchmark."
+    )
+    parser.add_argument("--version", action="version", version=f"diffmem {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model on a task",
+                       description="Train a model on a task; defaults are in diffmem.config.")
+    p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("--model", default="ntm-lstm", help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--sequences", type=int, help="budget: stop after this many sequences")
+    p.add_argument("--minutes", type=float, help="budget: stop after this many minutes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
+    p.add_argument("--memory-init", help=f"one of: {', '.join(MEMORY_INITS)}")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="train for the whole budget even after the target is reached")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
+    p.add_argument("--run-dir", help="where to write the run (default: runs/TASK-MODEL-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run saved in RUN_DIR (only budgets may change)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained run, also beyond its training lengths")
+    p.add_argument("run_dir")
+    p.add_argument("--lengths", help="comma-separated sizes, e.g. 10,20,30,50,80,120 "
+                   "(default: the task's generalisation set)")
+    p.add_argument("--count", type=int, default=256, help="sequences per size (default 256)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("bench", help="measure training throughput (sequences per second)")
+    p.add_argument("--batch-sizes", default="1,16,64")
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise ValueError(f"{what} {text!r} must be comma-separated positive integers, e.g. 1,16,64")
+    return values
+
+
+def _train(args: argparse.Namespace) -> int:
+    from diffmem import checkpoint
+    from diffmem.config import Config, apply_overrides, resolve, validate
+    from diffmem.train import train_and_evaluate
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
+        config = Config.from_dict(header["config"])
+        if args.task and args.task != config.task:
+            raise ValueError(f"{run_dir} is a {config.task!r} run, not {args.task!r}")
+        budgets = {k: v for k, v in {"sequences": args.sequences, "minutes": args.minutes}.items()
+                   if v is not None}
+        if args.no_early_stop:
+            budgets["early_stop"] = False
+        config = validate(config.replace(train=budgets))
+    else:
+        if not args.task:
+            raise ValueError("name a task to train, e.g. `diffmem train copy`, or pass --resume")
+        config = resolve(args.task, args.model, args.preset)
+        train = {k: v for k, v in {
+            "batch_size": args.batch_size, "sequences": args.sequences, "minutes": args.minutes,
+            "seed": args.seed, "lr": args.lr, "optimizer": args.optimizer,
+        }.items() if v is not None}
+        if args.no_early_stop:
+            train["early_stop"] = False
+        model = {"memory_init": args.memory_init} if args.memory_init else {}
+        config = apply_overrides(config.replace(model=model, train=train), args.set)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
+    train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=RichReporter())
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import diffmem
+    from diffmem import tasks
+    from diffmem.train import evaluate
+
+    if args.count < 1:
+        raise ValueError(f"--count {args.count} must be a positive integer")
+    model, config = diffmem.load(args.run_dir)
+    task = tasks.get(config.task)
+    if args.lengths:
+        sizes = [task.parse_size(v.strip()) for v in args.lengths.split(",") if v.strip()]
+    else:
+        sizes = list(task.eval_sizes)
+    rows = evaluate(model, task, sizes, count=args.count)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    console.print(_eval_table(rows, f"{config.task}, {config.model.kind}: {args.count} "
+                                    "fixed, seeded sequences per size"))
+    return 0
+
+
+def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for name in ("size", "bits / sequence", "bit errors / sequence", "wrong bits"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(r["label"], f"{r['bits']:.4f}", f"{r['bit_errors']:.3f}",
+                      f"{100 * r['wrong_bit_fraction']:.3f}%")
+    return table
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from diffmem.bench import benchmark
+
+    if args.seconds <= 0:
+        raise ValueError(f"--seconds {args.seconds} must be positive")
+    sizes = _int_list(args.batch_sizes, "--batch-sizes")
+    rows = []
+    for size in sizes:
+        if not args.json:
+            console.print(f"batch {size}: compiling and timing for {args.seconds:g} s ...")
+        rows += benchmark([size], seconds=args.seconds)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} steps), "
+                        f"{rows[0]['parameters']:,} parameters\n{rows[0]['device']}")
+    for name in ("batch size", "sequences / s", "updates / s", "compile s"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(str(r["batch_size"]), f"{r['sequences_per_second']:,.0f}",
+                      f"{r['updates_per_second']:,.1f}", f"{r['compile_seconds']:.1f}")
+    console.print(table)
+    return 0
+
+
+class RichReporter:
+    """A live progress bar while training, and a summary table at the end."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+
+    def start(self, config, parameters: int, sequences: int, compile_seconds: float) -> None:
+        t = config.train
+        budget = f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes else "")
+        console.print(
+            f"[bold]diffmem train {config.task}[/bold]: {config.model.kind} "
+            f"({parameters:,} parameters), batch {t.batch_size}, {t.optimizer} lr {t.lr:g}, "
+            f"seed {t.seed}; budget {budget}; compiled in {compile_seconds:.1f} s",
+            highlight=False,
+        )
+        self.progress = Progress(
+            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("seq  loss {task.fields[loss]}  bits {task.fields[bits]}  "
+                       "val {task.fields[val]}  {task.fields[speed]} seq/s"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+        )
+        self.progress.start()
+        self.task_id = self.progress.add_task(
+            "train", total=t.sequences, completed=sequences, loss="-", bits="-", val="-", speed="-"
+        )
+
+    def advance(self, sequences: int) -> None:
+        self.progress.advance(self.task_id, sequences)
+
+    def log(self, r: dict[str, Any]) -> None:
+        fmt = lambda v, f: "nan" if v is None else format(v, f)  # noqa: E731
+        self.progress.update(self.task_id, loss=fmt(r["loss"], ".3f"), bits=fmt(r["bits"], ".3f"),
+                             val=fmt(r["val_bits"], ".3f"),
+                             speed=fmt(r["sequences_per_second"], ",.0f"))
+
+    def message(self, text: str) -> None:
+        console.print(text)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def summary(self, s: dict[str, Any]) -> None:
+        v = s["validation"]
+        table = Table(title=f"Summary: {s['task']}, {s['model']} ({s['status']})",
+                      show_header=False)
+        table.add_column(justify="right", style="bold")
+        table.add_column()
+        first = s["first_below_target"]
+        rows = [
+            ("sequences", f"{s['sequences']:,} ({s['steps']:,} updates)"),
+            ("time", f"{s['train_seconds']:.1f} s, compilation ({s['compile_seconds']:.1f} s) "
+                     "included"),
+            ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:g}: "
+                                       f"{'reached' if s['reached_target'] else 'NOT reached'})"),
+            ("validation bit errors / seq", f"{v['bit_errors']:.3f}"),
+            ("first below target", "never" if first is None else
+             f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
+        ]
+        for label, value in rows:
+            table.add_row(label, value)
+        for g in s["generalisation"]:
+            table.add_row(g["label"], f"{g['bits']:.4f} bits, {g['bit_errors']:.3f} bit errors "
+                                      f"per sequence ({100 * g['wrong_bit_fraction']:.3f}% wrong)")
+        table.add_row("run directory", s["run_dir"])
+        console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

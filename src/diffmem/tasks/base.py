@@ -1,0 +1,52 @@
+"""The task interface: every task samples batches of (inputs, targets, mask) in SPEC's layout."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import jax
+
+
+class Batch(NamedTuple):
+    """One batch of sequences, right-padded to a common length T.
+
+    The loss and every metric count only the steps where ``mask == 1``.
+    """
+
+    inputs: jax.Array  # (B, T, C_in) float32
+    targets: jax.Array  # (B, T, C_out) float32
+    mask: jax.Array  # (B, T) float32
+
+
+class Task(abc.ABC):
+    """An algorithmic task: a generator of batches plus the facts needed to train and judge it.
+
+    ``sample`` is a pure function of a ``jax.random`` key and is jit-compatible: batch size and
+    the size controls are static, so one compilation serves a whole run.
+    """
+
+    name: str
+    input_size: int
+    output_size: int
+    # Bits per sequence on the training distribution below which the task counts as learned.
+    target_bits: float
+    # The sizes at which ``diffmem eval`` measures generalisation, by default.
+    eval_sizes: tuple[Any, ...]
+
+    @abc.abstractmethod
+    def sample(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
+        """Draw a batch; each size control left as None is drawn from the training range."""
+
+    @abc.abstractmethod
+    def parse_size(self, text: str) -> dict[str, Any]:
+        """Turn one command-line size (for example "120") into ``sample`` keyword arguments."""
+
+    def describe_size(self, sizes: dict[str, Any]) -> str:
+        """A short label for a size, used in tables."""
+        return ", ".join(f"{k}={v}" for k, v in sizes.items())
+
+    def max_steps(self, **sizes: Any) -> int:
+        """T of a batch sampled with these sizes (the padded sequence length)."""
+        shapes = jax.eval_shape(lambda key: self.sample(key, 1, **sizes), jax.random.key(0))
+        return int(shapes.inputs.shape[1])

@@ -1,0 +1,380 @@
+"""Training and evaluation as plain functions that a notebook can import.
+
+``train_and_evaluate(config, run_dir)`` reads top to bottom: task, model, optimiser, the fixed
+validation set, then the loop. One jit-compiled ``train_step`` draws a batch, runs the model
+over the sequence, backpropagates and updates the parameters. Batches are a pure function of
+(seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from diffmem import checkpoint, losses, tasks
+from diffmem.config import Config, TrainConfig, validate
+from diffmem.models import build_model, count_parameters
+from diffmem.ntm import NTM
+from diffmem.tasks import Batch, Task
+
+# The validation and evaluation sets are seeded independently of the training seed, so that
+# every run is judged on the same sequences.
+VALIDATION_SEED = 2014
+EVALUATION_SEED = 1410
+EVAL_BATCH = 256
+
+def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
+    """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013)."""
+    if t.grad_clip_mode == "norm":
+        clip = optax.clip_by_global_norm(t.grad_clip)
+    else:
+        clip = optax.clip(t.grad_clip)  # elementwise, as in the paper
+    if t.optimizer == "adam":
+        opt = optax.adam(t.lr)
+    else:
+        # Centred RMSProp with momentum; epsilon inside the square root (Graves 2013, eq. 38-41).
+        opt = optax.rmsprop(t.lr, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
+    return optax.chain(clip, opt)
+
+
+class TrainState(NamedTuple):
+    params: nnx.State  # the trained variables (nnx.Param)
+    opt_state: Any
+    step: jax.Array  # () int32, updates done so far
+
+
+def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
+    model = nnx.merge(graphdef, params, rest)
+    logits, _ = model(batch.inputs)
+    return logits
+
+
+def make_train_step(
+    graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int, data_key,
+    **sizes: Any,
+) -> Callable[[TrainState], tuple[TrainState, dict[str, jax.Array]]]:
+    """The jit-compiled update: sample batch ``step``, forward, backward, optimiser step.
+
+    ``sizes`` are passed to ``task.sample`` (none: the training distribution).
+
+    A step whose loss or gradients are not finite leaves the parameters and optimiser state
+    unchanged and reports ``finite == False``.
+    """
+
+    def loss_fn(params, batch):
+        logits = _forward(graphdef, rest, params, batch)
+        return losses.loss(logits, batch.targets, batch.mask), logits
+
+    @jax.jit
+    def train_step(state: TrainState):
+        batch = task.sample(jax.random.fold_in(data_key, state.step), batch_size, **sizes)
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+        new_state = TrainState(
+            keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1
+        )
+        m = losses.metrics(logits, batch.targets, batch.mask)
+        m.update(grad_norm=grad_norm, finite=finite)
+        return new_state, m
+
+    return train_step
+
+
+def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
+    """Jit-compiled metrics of the model on one batch (summed over its sequences)."""
+
+    @jax.jit
+    def eval_step(params, batch: Batch):
+        logits = _forward(graphdef, rest, params, batch)
+        per_seq = losses.sequence_cross_entropy(logits, batch.targets, batch.mask)
+        wrong = ((logits > 0) != (batch.targets > 0.5)) * batch.mask[..., None]
+        return {
+            "nats": jnp.sum(per_seq),
+            "bit_errors": jnp.sum(wrong),
+            "output_bits": jnp.sum(batch.mask) * batch.targets.shape[-1],
+            "sequences": jnp.asarray(batch.mask.shape[0], jnp.float32),
+        }
+
+    return eval_step
+
+
+def fixed_batches(task: Task, count: int, seed: int, **sizes: Any) -> list[Batch]:
+    """``count`` sequences drawn with a fixed seed, in batches of at most EVAL_BATCH."""
+    key = jax.random.key(seed)
+    out, done = [], 0
+    while done < count:
+        n = min(EVAL_BATCH, count - done)
+        out.append(task.sample(jax.random.fold_in(key, done), n, **sizes))
+        done += n
+    return out
+
+
+def evaluate_batches(eval_step, params, batches: list[Batch]) -> dict[str, float]:
+    """Bits and bit errors per sequence, and the fraction of wrong bits, over ``batches``."""
+    totals: dict[str, float] = {}
+    for batch in batches:
+        for k, v in jax.device_get(eval_step(params, batch)).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    n = totals["sequences"]
+    return {
+        "bits": totals["nats"] / losses.LN2 / n,
+        "bit_errors": totals["bit_errors"] / n,
+        "wrong_bit_fraction": totals["bit_errors"] / max(totals["output_bits"], 1.0),
+        "sequences": int(n),
+    }
+
+
+def evaluate(
+    model: NTM, task: Task, sizes: list[dict[str, Any]], count: int = 256,
+    seed: int = EVALUATION_SEED,
+) -> list[dict[str, Any]]:
+    """Metrics of ``model`` at each size, each on its own fixed, seeded set of ``count`` sequences.
+
+    The set for a size depends only on the seed and the size, not on which other sizes are
+    evaluated, so figures from different commands agree.
+    """
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    eval_step = make_eval_step(graphdef, rest)
+    rows = []
+    for size in sizes:
+        size_seed = seed + zlib.crc32(json.dumps(size, sort_keys=True).encode())
+        result = evaluate_batches(eval_step, params, fixed_batches(task, count, size_seed, **size))
+        rows.append({"size": size, "label": task.describe_size(size), **result})
+    return rows
+
+
+def machine_description() -> str:
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices else "unknown"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, JAX {jax.__version__} on {devices[0].platform} ({kind})"
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+class Run(NamedTuple):
+    """What ``train_and_evaluate`` returns."""
+
+    model: NTM
+    summary: dict[str, Any]
+
+
+def train_and_evaluate(
+    config: Config,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    reporter: "Reporter | None" = None,
+) -> Run:
+    """Train ``config`` in ``run_dir`` until a budget or the early-stop target, then evaluate.
+
+    Writes ``config.json``, ``metrics.jsonl`` (one object per validation point),
+    ``checkpoint.safetensors`` (after every validation point and at the end) and
+    ``summary.json``. With ``resume=True`` continues the run saved in ``run_dir`` exactly.
+    """
+    config = validate(config)
+    t = config.train
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / checkpoint.FILENAME
+    start_time = time.perf_counter()
+
+    # Task, model, optimiser.
+    task = tasks.get(config.task)
+    model = build_model(config)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(t)
+    state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
+    counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None}
+
+    if resume:
+        tensors, header = checkpoint.read(ckpt_path)
+        saved = Config.from_dict(header["config"])
+        budgets = dict(sequences=t.sequences, minutes=t.minutes, early_stop=t.early_stop)
+        if saved.replace(train=budgets) != config:
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path} was written with a different configuration; a resumed run may "
+                "change only its budgets (sequences, minutes, early stop)"
+            )
+        rest = checkpoint.restore_state(ckpt_path, rest, tensors)
+        params = checkpoint.restore_state(ckpt_path, params, tensors)
+        opt_state = checkpoint.restore_tree(ckpt_path, state.opt_state, tensors, "optimizer")
+        state = TrainState(params, opt_state, jnp.asarray(header["step"], jnp.int32))
+        counters.update(header["counters"])
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists():
+            raise checkpoint.CheckpointError(
+                f"{run_dir} already holds a run ({ckpt_path.name}); pass --resume to continue "
+                "it or choose another --run-dir"
+            )
+        (run_dir / "metrics.jsonl").write_text("")
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    data_key = jax.random.fold_in(jax.random.key(t.seed), 1)
+    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key)
+    eval_step = make_eval_step(graphdef, rest)
+    val_batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
+    n_params = count_parameters(model)
+
+    def save(status: str) -> None:
+        meta = {"config": config.to_dict(), "step": int(state.step), "counters": counters,
+                "status": status}
+        model_state = nnx.merge_state(state.params, rest)
+        checkpoint.save(ckpt_path, model_state, meta, state.opt_state)
+
+    # Compile once, up front, so that the progress bar's speeds are honest.
+    compile_start = time.perf_counter()
+    jax.block_until_ready(train_step.lower(state).compile())
+    compile_seconds = time.perf_counter() - compile_start
+
+    elapsed_before = counters["seconds"]
+    deadline = None if t.minutes is None else t.minutes * 60.0
+    status = "budget: sequences"
+    pending: list[dict[str, jax.Array]] = []
+    last_log_time, last_log_sequences = time.perf_counter(), counters["sequences"]
+    reporter.start(config, n_params, counters["sequences"], compile_seconds)
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start_time
+
+    try:
+        while counters["sequences"] < t.sequences:
+            state, m = train_step(state)
+            pending.append(m)
+            counters["sequences"] += t.batch_size
+            reporter.advance(t.batch_size)
+            # Log points fall on multiples of eval_every, so a resumed run logs where an
+            # uninterrupted one would.
+            at_log = counters["sequences"] // t.eval_every > last_log_sequences // t.eval_every
+            out_of_time = deadline is not None and elapsed() >= deadline
+            if not (at_log or out_of_time or counters["sequences"] >= t.sequences):
+                continue
+
+            # A log point: gather the training metrics since the last one, validate, save.
+            stacked = jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
+            bad = np.flatnonzero(~stacked["finite"])
+            now = time.perf_counter()
+            speed = (counters["sequences"] - last_log_sequences) / max(now - last_log_time, 1e-9)
+            counters["seconds"] = elapsed()
+            val = evaluate_batches(eval_step, state.params, val_batches)
+            record = {
+                "sequences": counters["sequences"],
+                "step": int(state.step),
+                "loss": float(np.mean(stacked["loss"])),
+                "bits": float(np.mean(stacked["bits"])),
+                "bit_errors": float(np.mean(stacked["bit_errors"])),
+                "val_bits": val["bits"],
+                "val_bit_errors": val["bit_errors"],
+                "sequences_per_second": speed,
+                "wall_seconds": counters["seconds"],
+            }
+            record = {k: _finite_or_none(v) if isinstance(v, float) else v
+                      for k, v in record.items()}
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record, allow_nan=False) + "\n")
+            reporter.log(record)
+            pending.clear()
+            last_log_time, last_log_sequences = now, counters["sequences"]
+
+            if bad.size:
+                first = int(state.step) - len(stacked["finite"]) + int(bad[0]) + 1
+                status = f"stopped: non-finite loss or gradients at step {first}"
+                reporter.message(
+                    f"[red]Non-finite loss or gradients first at update {first}; those updates "
+                    "were skipped and training stops. The last checkpoint holds finite parameters."
+                )
+                break
+            target_met = val["bits"] is not None and val["bits"] < task.target_bits
+            counters["streak"] = counters["streak"] + 1 if target_met else 0
+            if target_met and counters["first_target"] is None:
+                counters["first_target"] = {"sequences": counters["sequences"],
+                                            "seconds": counters["seconds"]}
+            save("running")
+            if t.early_stop and counters["streak"] >= t.patience:
+                status = "target reached"
+                break
+            if out_of_time:
+                status = "budget: minutes"
+                break
+    except KeyboardInterrupt:
+        counters["seconds"] = elapsed()
+        status = "interrupted"
+        save(status)
+        reporter.stop()
+        reporter.message(
+            f"Interrupted at {counters['sequences']:,} sequences; the checkpoint is saved. "
+            f"Continue with: diffmem train {config.task} --resume {run_dir}"
+        )
+        raise
+
+    save(status)
+    reporter.stop()
+    model = nnx.merge(graphdef, state.params, rest)
+    final = evaluate_batches(eval_step, state.params, val_batches)
+    generalisation = evaluate(model, task, list(task.eval_sizes), count=t.eval_count)
+    summary = {
+        "task": config.task,
+        "model": config.model.kind,
+        "preset": config.preset,
+        "seed": t.seed,
+        "parameters": n_params,
+        "status": status,
+        "sequences": counters["sequences"],
+        "steps": int(state.step),
+        "train_seconds": counters["seconds"],
+        "compile_seconds": compile_seconds,
+        "target_bits": task.target_bits,
+        "reached_target": final["bits"] < task.target_bits,
+        "first_below_target": counters["first_target"],
+        "validation": final,
+        "generalisation": generalisation,
+        "machine": machine_description(),
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    reporter.summary(summary)
+    return Run(model, summary)
+
+
+class Reporter:
+    """Receives progress events from ``train_and_evaluate``; this base class is silent.
+
+    The CLI passes a ``rich`` progress bar (diffmem.cli.RichReporter); a notebook may pass its
+    own subclass.
+    """
+
+    def start(self, config: Config, parameters: int, sequences: int, compile_seconds: float):
+        pass
+
+    def advance(self, sequences: int) -> None:
+        pass
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        pass

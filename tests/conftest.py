@@ -1,0 +1,15 @@
+"""Shared helpers: a tiny configuration that every training test starts from and shrinks."""
+
+import pytest
+
+from diffmem.config import resolve
+
+
+@pytest.fixture
+def tiny_config():
+    """The default copy configuration shrunk so that a run takes seconds."""
+    return resolve("copy").replace(
+        model=dict(controller_size=16, memory_rows=16, memory_width=6),
+        train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
+                   eval_count=4, lr=3e-3),
+    )

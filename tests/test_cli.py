@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import diffmem
+from diffmem import tasks
+from diffmem.cli import main
+
+TINY = ["--set", "model.controller_size=16", "--set", "model.memory_rows=16",
+        "--set", "model.memory_width=6", "--set", "train.val_size=8",
+        "--set", "train.eval_count=4", "--set", "train.eval_every=16"]
+
+
+def test_train_then_eval_then_load_round_trip(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "copy", "--sequences", "32", "--batch-size", "4", "--seed", "3",
+                 "--run-dir", str(run_dir), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "Summary: copy, ntm-lstm" in out and "length 120" in out
+    for name in ("config.json", "metrics.jsonl", "summary.json", "checkpoint.safetensors"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "config.json").read_text())["train"]["seed"] == 3
+
+    assert main(["eval", str(run_dir), "--lengths", "5,12", "--count", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in rows] == [{"length": 5}, {"length": 12}]
+    assert all(r["bits"] >= 0 and r["bit_errors"] >= 0 for r in rows)
+
+    assert main(["eval", str(run_dir), "--lengths", "5", "--count", "4"]) == 0
+    assert "length 5" in capsys.readouterr().out
+
+    model, config = diffmem.load(run_dir)
+    batch = tasks.get("copy").sample(__import__("jax").random.key(0), 3, length=7)
+    logits, _ = model(np.asarray(batch.inputs))
+    assert logits.shape == (3, 15, 8) and config.task == "copy"
+
+
+def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir), *TINY])
+    assert main(["train", "--resume", str(run_dir), "--sequences", "32"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["sequences"] == 32
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["sequences"] for l in lines] == [16, 32]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "cpy"], "unknown task 'cpy'; the tasks are: copy"),
+    (["train", "copy", "--model", "gru"], "the models are: ntm-lstm, ntm-ff"),
+    (["train", "copy", "--batch-size", "0"], "train.batch_size=0 must be a positive integer"),
+    (["train", "copy", "--minutes", "-1"], "train.minutes=-1.0 must be a positive"),
+    (["train", "copy", "--set", "model.shift_radius=64"], "shift_radius=64"),
+    (["train", "copy", "--set", "model.nope=1"], "not FIELD=VALUE with a known field"),
+    (["train", "copy", "--set", "train.lr=fast"], "'fast' is not a valid float"),
+    (["train"], "name a task"),
+    (["eval", "/no/such/run"], "no run directory or checkpoint at /no/such/run"),
+    (["bench", "--batch-sizes", "0,x"], "--batch-sizes '0,x' must be comma-separated"),
+])
+def test_user_mistakes_get_one_clear_line_and_exit_code_2(argv, message, capsys):
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    assert "error:" in out and message in " ".join(out.split()), out
+    assert "Traceback" not in out
+
+
+def test_eval_rejects_a_bad_length(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    main(["train", "copy", "--sequences", "8", "--batch-size", "4", "--run-dir", str(run_dir), *TINY])
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--lengths", "10,abc"]) == 2
+    assert "copy length 'abc' must be a positive integer" in capsys.readouterr().out
+
+
+def test_module_entry_point_prints_help():
+    out = subprocess.run([sys.executable, "-m", "diffmem", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for command in ("train", "eval", "bench"):
+        assert command in out

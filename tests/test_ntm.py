@@ -1,0 +1,135 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from diffmem import NTM, NTMCell, NTMState
+from diffmem.config import resolve
+from diffmem.models import build_model, count_parameters
+
+
+def tiny(**kwargs):
+    args = dict(controller_size=12, memory_rows=10, memory_width=4, rngs=nnx.Rngs(0))
+    args.update(kwargs)
+    return NTM(5, 3, **args)
+
+
+@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
+@pytest.mark.parametrize("heads", [(1, 1), (2, 3)])
+def test_ntm_returns_logits_and_state_of_the_documented_shapes(controller, heads):
+    R, W = heads
+    model = tiny(controller=controller, read_heads=R, write_heads=W)
+    logits, state = model(jnp.zeros((2, 7, 5)))
+    assert logits.shape == (2, 7, 3)
+    assert isinstance(state, NTMState)
+    assert state.memory.shape == (2, 10, 4)
+    assert state.read_weights.shape == (2, R, 10)
+    assert state.write_weights.shape == (2, W, 10)
+    assert state.reads.shape == (2, R, 4)
+
+
+def test_trace_has_every_step_and_its_weightings_sum_to_one():
+    model = tiny(read_heads=2, write_heads=1)
+    x = jax.random.bernoulli(jax.random.key(1), 0.5, (3, 6, 5)).astype(jnp.float32)
+    logits, _, trace = model(x, return_trace=True)
+    assert trace.read_weights.shape == (3, 6, 2, 10)
+    assert trace.write_weights.shape == (3, 6, 1, 10)
+    assert trace.erase.shape == trace.add.shape == (3, 6, 1, 4)
+    assert trace.reads.shape == (3, 6, 2, 4)
+    for w in (trace.read_weights, trace.write_weights):
+        assert np.all(np.asarray(w) >= 0)
+        np.testing.assert_allclose(np.sum(w, axis=-1), 1.0, rtol=1e-5)
+    assert np.all((np.asarray(trace.erase) > 0) & (np.asarray(trace.erase) < 1))
+
+
+def test_sequence_model_matches_a_loop_of_cell_steps():
+    model = tiny(read_heads=2, write_heads=2)
+    x = jax.random.normal(jax.random.key(2), (2, 5, 5))
+    logits, final = model(x)
+    cell: NTMCell = model.cell
+    state, ys = None, []
+    for t in range(5):
+        state, y = cell(state, x[:, t])
+        ys.append(y)
+    np.testing.assert_allclose(np.stack(ys, axis=1), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.memory, final.memory, rtol=1e-5, atol=1e-6)
+
+
+def test_passing_the_final_state_continues_the_sequence():
+    model = tiny()
+    x = jax.random.normal(jax.random.key(3), (2, 8, 5))
+    whole, _ = model(x)
+    first, state = model(x[:, :3])
+    second, _ = model(x[:, 3:], state)
+    np.testing.assert_allclose(jnp.concatenate([first, second], 1), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_sequences_in_a_batch_do_not_interact_and_rematerialised_gradients_agree():
+    # Batch > 1 takes the rematerialised path, batch 1 does not: both must agree.
+    model = tiny()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jax.random.normal(jax.random.key(4), (2, 6, 5))
+
+    def loss(p, x):
+        return jnp.sum(nnx.merge(graphdef, p, rest)(x)[0] ** 2)
+
+    both = jax.grad(loss)(params, x)
+    one = jax.tree.map(lambda a, b: a + b, jax.grad(loss)(params, x[:1]), jax.grad(loss)(params, x[1:]))
+    for a, b in zip(jax.tree.leaves(both), jax.tree.leaves(one)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    together, _ = model(x)
+    apart = jnp.concatenate([model(x[:1])[0], model(x[1:])[0]])
+    np.testing.assert_allclose(together, apart, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_input_is_accepted():
+    logits, _ = tiny()(np.zeros((1, 4, 5), np.float32))
+    assert logits.shape == (1, 4, 3)
+
+
+def test_wrong_input_width_names_what_was_expected_and_received():
+    with pytest.raises(ValueError, match=r"Expected inputs with 5 channels.*got 9"):
+        tiny()(jnp.zeros((1, 4, 9)))
+
+
+def test_wrong_input_rank_names_the_expected_layout():
+    with pytest.raises(ValueError, match=r"\(B, T, C_in\).*got a 2D array"):
+        tiny()(jnp.zeros((4, 5)))
+
+
+@pytest.mark.parametrize("bad", [dict(shift_radius=5), dict(memory_rows=0),
+                                 dict(controller="gru"), dict(memory_init="zeros")])
+def test_invalid_sizes_are_rejected_with_the_value_named(bad):
+    with pytest.raises(ValueError, match=str(list(bad.values())[0])):
+        tiny(**bad)
+
+
+@pytest.mark.parametrize("scheme", ["constant", "learned", "random"])
+def test_memory_init_schemes_start_from_their_memory(scheme):
+    model = tiny(memory_init=scheme)
+    memory = np.asarray(model.initial_state(2).memory)
+    assert memory.shape == (2, 10, 4)
+    if scheme == "constant":
+        np.testing.assert_allclose(memory, 1e-6)
+    else:
+        assert memory.std() > 0.01
+    trained = nnx.state(model, nnx.Param)
+    learned_memory = "initial_memory" in trained["cell"]
+    assert learned_memory == (scheme == "learned")
+
+
+def test_default_copy_model_has_about_the_papers_parameter_count():
+    # Paper, Table 2: LSTM-controller NTM on copy has 67,561 parameters (SPEC: within ~10%).
+    n = count_parameters(build_model(resolve("copy", "ntm-lstm")))
+    assert abs(n - 67_561) / 67_561 < 0.10, n
+    n_ff = count_parameters(build_model(resolve("copy", "ntm-ff")))
+    assert n_ff < n
+
+
+def test_gradients_are_finite_from_the_constant_initial_memory():
+    model = tiny()
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jnp.zeros((1, 5, 5))
+    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x)[0]))(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))

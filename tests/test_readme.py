@@ -1,0 +1,24 @@
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart_commands():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_quickstart_is_exactly_two_commands_one_training_one_testing():
+    commands = quickstart_commands()
+    assert len(commands) == 2, commands
+    assert commands[0].rstrip().endswith("diffmem train copy")
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readmes_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "set -euo pipefail" in ci
+    assert quickstart_commands()[1] in ci.splitlines()

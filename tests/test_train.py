@@ -1,0 +1,143 @@
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import diffmem
+from diffmem import checkpoint, tasks
+from diffmem.config import ConfigError, resolve
+from diffmem.models import build_model
+from diffmem.tasks.copy import Copy
+from diffmem.train import TrainState, make_optimizer, make_train_step, train_and_evaluate
+
+
+def _state(config):
+    model = build_model(config)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(config.train)
+    return graphdef, rest, tx, TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
+
+
+def test_one_train_step_updates_every_parameter(tiny_config):
+    graphdef, rest, tx, state = _state(tiny_config)
+    step = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(0))
+    new, metrics = step(state)
+    assert int(new.step) == 1 and bool(metrics["finite"])
+    for before, after in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params)):
+        assert not np.allclose(before, after)
+
+
+def test_short_training_on_short_copies_drives_the_loss_down(tiny_config):
+    config = tiny_config.replace(train=dict(lr=1e-2))
+    graphdef, rest, tx, state = _state(config)
+    step = make_train_step(graphdef, rest, Copy(max_length=3), tx, 16, jax.random.key(0))
+    losses = []
+    for _ in range(150):
+        state, m = step(state)
+        losses.append(float(m["bits"]))
+    # Chance is 1 bit per output bit (16 bits per sequence here); the run must beat it clearly.
+    assert np.mean(losses[-20:]) < 0.75 * np.mean(losses[:20]), (losses[:5], losses[-5:])
+
+
+def test_batches_are_a_function_of_seed_and_step(tiny_config):
+    graphdef, rest, tx, state = _state(tiny_config)
+    a = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(5))
+    b = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(5))
+    for x, y in zip(jax.tree.leaves(a(state)), jax.tree.leaves(b(state))):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_run_writes_config_metrics_checkpoint_and_summary(tmp_path, tiny_config):
+    run = train_and_evaluate(tiny_config, tmp_path / "run")
+    d = tmp_path / "run"
+    assert json.loads((d / "config.json").read_text()) == tiny_config.to_dict()
+    lines = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [l["sequences"] for l in lines] == [16, 32]
+    for key in ("loss", "bits", "bit_errors", "val_bits", "sequences_per_second", "wall_seconds"):
+        assert all(isinstance(l[key], float) for l in lines), key
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary == run.summary
+    assert summary["sequences"] == 32 and summary["status"] == "budget: sequences"
+    assert [g["size"]["length"] for g in summary["generalisation"]] == [10, 20, 30, 50, 80, 120]
+    assert (d / checkpoint.FILENAME).exists()
+    assert not list(d.glob("*.tmp"))
+
+
+def test_loaded_model_reproduces_the_trained_models_outputs(tmp_path, tiny_config):
+    run = train_and_evaluate(tiny_config, tmp_path / "run")
+    model, config = diffmem.load(tmp_path / "run")
+    assert config == tiny_config
+    x = tasks.get("copy").sample(jax.random.key(9), 2, length=5).inputs
+    np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
+
+
+def test_a_second_run_in_the_same_directory_is_refused(tmp_path, tiny_config):
+    train_and_evaluate(tiny_config, tmp_path)
+    with pytest.raises(checkpoint.CheckpointError, match="--resume"):
+        train_and_evaluate(tiny_config, tmp_path)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
+    whole = train_and_evaluate(tiny_config, tmp_path / "whole")
+    train_and_evaluate(tiny_config.replace(train=dict(sequences=16)), tmp_path / "split")
+    resumed = train_and_evaluate(tiny_config, tmp_path / "split", resume=True)
+    a = nnx.state(whole.model, nnx.Param)
+    b = nnx.state(resumed.model, nnx.Param)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    metrics = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+    drop_timing = lambda rows: [{k: v for k, v in r.items() if "second" not in k} for r in rows]
+    assert drop_timing(metrics(tmp_path / "whole")) == drop_timing(metrics(tmp_path / "split"))
+
+
+def test_resuming_with_a_different_model_is_refused(tmp_path, tiny_config):
+    train_and_evaluate(tiny_config, tmp_path)
+    other = tiny_config.replace(model=dict(controller_size=8))
+    with pytest.raises(checkpoint.CheckpointError, match="different configuration"):
+        train_and_evaluate(other, tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
+def test_a_damaged_checkpoint_gives_an_error_naming_the_file(tmp_path, tiny_config, damage):
+    train_and_evaluate(tiny_config, tmp_path)
+    path = tmp_path / checkpoint.FILENAME
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    else:
+        path.unlink()
+    with pytest.raises(checkpoint.CheckpointError, match=str(path)):
+        diffmem.load(tmp_path)
+
+
+@pytest.mark.parametrize("override, field", [
+    (dict(train=dict(batch_size=0)), "batch_size"),
+    (dict(train=dict(lr=float("nan"))), "lr"),
+    (dict(train=dict(optimizer="sgd")), "sgd"),
+    (dict(model=dict(shift_radius=64)), "shift_radius"),
+])
+def test_invalid_configuration_is_rejected_before_training(tmp_path, override, field):
+    from diffmem.config import validate
+
+    with pytest.raises(ConfigError, match=field):
+        validate(resolve("copy").replace(**override))
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="copy"):
+        resolve("cpy")
+    with pytest.raises(ConfigError, match="ntm-lstm, ntm-ff"):
+        resolve("copy", "gru")
+    with pytest.raises(ConfigError, match="default, paper"):
+        resolve("copy", preset="fast")
+
+
+def test_paper_preset_is_the_papers_setting():
+    config = resolve("copy", "ntm-lstm", "paper")
+    assert (config.train.optimizer, config.train.lr, config.train.batch_size) == ("rmsprop", 1e-4, 1)
+    assert (config.train.grad_clip_mode, config.train.grad_clip) == ("value", 10.0)
+    assert (config.model.memory_rows, config.model.memory_width) == (128, 20)
