@@ -13,3 +13,14 @@ def tiny_config():
         train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
                    eval_count=4, lr=3e-3),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """Share compiled programs between tests: many build the same small model."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield

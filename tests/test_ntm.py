@@ -119,6 +119,13 @@ def test_memory_init_schemes_start_from_their_memory(scheme):
     assert learned_memory == (scheme == "learned")
 
 
+def test_every_head_starts_focused_on_the_first_row():
+    state = tiny(read_heads=2, write_heads=3).initial_state(1)
+    for w in (state.read_weights, state.write_weights):
+        np.testing.assert_array_equal(np.argmax(w, axis=-1), 0)
+        assert np.all(np.asarray(w)[..., 0] > 0.99)
+
+
 def test_default_copy_model_has_about_the_papers_parameter_count():
     # Paper, Table 2: LSTM-controller NTM on copy has 67,561 parameters (SPEC: within ~10%).
     n = count_parameters(build_model(resolve("copy", "ntm-lstm")))

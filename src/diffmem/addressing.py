@@ -2,9 +2,9 @@
 
 Each function is one equation of Graves, Wayne & Danihelka (2014), section 3.3, written as a
 pure function of arrays. Shape letters: B batch, N memory rows, M row width, K shift radius.
-Every function accepts extra leading dimensions (for example a head axis, (B, H, N)) as long as
-the arguments broadcast against each other; to address a memory (B, N, M) with keys (B, H, M),
-pass ``memory[:, None]``.
+Every function accepts extra leading dimensions (for example a head axis: (B, heads, N)) as long
+as the arguments broadcast against each other; to address a memory (B, N, M) with keys
+(B, heads, M), pass ``memory[:, None]``.
 
 The stages compose as ``address``: content -> interpolate -> shift -> sharpen.
 """
@@ -132,11 +132,11 @@ def address(
 
     Args:
       memory: (B, N, M), or (B, 1, N, M) for keys with a head axis.
-      w_prev: (B, [H,] N) previous weighting of each head.
-      key: (B, [H,] M); beta, g, gamma: (B, [H]); s: (B, [H,] 2K+1).
+      w_prev: (B, [heads,] N) previous weighting of each head.
+      key: (B, [heads,] M); beta, g, gamma: (B, [heads]); s: (B, [heads,] 2K+1).
 
     Returns:
-      (B, [H,] N) the head's new weighting w_t.
+      (B, [heads,] N) each head's new weighting w_t.
     """
     w_c = content_weights(memory, key, beta)
     w_g = interpolate(w_c, w_prev, g)

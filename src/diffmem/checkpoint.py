@@ -17,8 +17,8 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
 
 FORMAT = "diffmem-checkpoint"
 VERSION = 1
@@ -53,6 +53,9 @@ def save(path: str | os.PathLike, model_state: nnx.State, meta: dict[str, Any],
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"diffmem": json.dumps(header)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them current
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -66,11 +69,9 @@ def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: the file does not exist")
     try:
-        tensors = load_file(path)
-        from safetensors import safe_open
-
         with safe_open(path, framework="numpy") as f:
             raw = (f.metadata() or {}).get("diffmem")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated or corrupt ({err}); "
@@ -87,6 +88,9 @@ def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]
             f"{path} is a diffmem checkpoint of format version {header.get('version')!r}; this "
             f"diffmem reads version {VERSION}. Use the diffmem release that wrote it"
         )
+    missing = [k for k in ("config", "step", "counters") if k not in header]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks the header entries {missing}")
     return tensors, header
 
 

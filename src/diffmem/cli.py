@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except ValueError as err:  # ConfigError, CheckpointError, bad shapes: the user's to fix
+    except (ValueError, OSError) as err:  # bad values, damaged checkpoints, unusable paths
         if os.environ.get("DIFFMEM_DEBUG"):
             raise
         console.print(f"[red]error:[/red] {err}", highlight=False)
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--sequences", type=int, help="budget: stop after this many sequences")
-    p.add_argument("--minutes", type=float, help="budget: stop after this many minutes")
+    p.add_argument("--minutes", type=float,
+                   help="budget: total minutes for the run (a resumed run counts its earlier time)")
     p.add_argument("--seed", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
@@ -96,6 +98,16 @@ def _train(args: argparse.Namespace) -> int:
     from diffmem.train import train_and_evaluate
 
     if args.resume:
+        fixed = [f"--{name.replace('_', '-')}" for name in (
+            "batch_size", "seed", "lr", "optimizer", "memory_init", "run_dir")
+            if getattr(args, name) is not None]
+        fixed += [flag for flag, given in (("--model", args.model != "ntm-lstm"),
+                  ("--preset", args.preset != "default"), ("--set", bool(args.set))) if given]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change a resumed run; with --resume only "
+                "--sequences, --minutes and --no-early-stop may be given"
+            )
         run_dir = Path(args.resume)
         _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
         config = Config.from_dict(header["config"])
@@ -133,8 +145,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--count {args.count} must be a positive integer")
     model, config = diffmem.load(args.run_dir)
     task = tasks.get(config.task)
-    if args.lengths:
-        sizes = [task.parse_size(v.strip()) for v in args.lengths.split(",") if v.strip()]
+    if args.lengths is not None:
+        sizes = [task.parse_size(v.strip()) for v in args.lengths.split(",")]
     else:
         sizes = list(task.eval_sizes)
     rows = evaluate(model, task, sizes, count=args.count)
@@ -159,8 +171,8 @@ def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
 def _bench(args: argparse.Namespace) -> int:
     from diffmem.bench import benchmark
 
-    if args.seconds <= 0:
-        raise ValueError(f"--seconds {args.seconds} must be positive")
+    if not math.isfinite(args.seconds) or args.seconds <= 0:
+        raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
     sizes = _int_list(args.batch_sizes, "--batch-sizes")
     rows = []
     for size in sizes:
@@ -222,6 +234,7 @@ class RichReporter:
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
     def summary(self, s: dict[str, Any]) -> None:
         v = s["validation"]

@@ -36,10 +36,15 @@ def bits_per_sequence(logits: jax.Array, targets: jax.Array, mask: jax.Array) ->
     return loss(logits, targets, mask) / LN2
 
 
-def bit_errors_per_sequence(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
-    """Masked output bits whose thresholded prediction (p > 0.5) is wrong, averaged over sequences."""
+def sequence_bit_errors(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+    """(B,) masked output bits whose thresholded prediction (p > 0.5) is wrong, per sequence."""
     wrong = (logits > 0) != (targets > 0.5)  # p > 0.5 exactly when the logit is > 0
-    return jnp.mean(jnp.sum(wrong * mask[..., None], axis=(1, 2)))
+    return jnp.sum(wrong * mask[..., None], axis=(1, 2))
+
+
+def bit_errors_per_sequence(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> jax.Array:
+    """Masked output bits whose thresholded prediction is wrong, averaged over sequences."""
+    return jnp.mean(sequence_bit_errors(logits, targets, mask))
 
 
 def metrics(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:

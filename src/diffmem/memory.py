@@ -35,7 +35,8 @@ def write(memory: jax.Array, w: jax.Array, erase: jax.Array, add: jax.Array) -> 
     Returns:
       (B, N, M) the memory after the write.
     """
-    return write_heads(memory, jnp.asarray(w)[:, None], jnp.asarray(erase)[:, None], jnp.asarray(add)[:, None])
+    w, erase, add = (jnp.asarray(x)[..., None, :] for x in (w, erase, add))  # one-head axis
+    return write_heads(memory, w, erase, add)
 
 
 def write_heads(memory: jax.Array, w: jax.Array, erase: jax.Array, add: jax.Array) -> jax.Array:

@@ -24,6 +24,8 @@ MEMORY_INITS = ("constant", "learned", "random")
 # Collier & Beel (2018): memory initialised to a small constant, so that every row starts
 # equal and non-zero (a zero row has no direction for the cosine).
 _CONSTANT_MEMORY = 1e-6
+# Logit of row 0 in every head's initial weighting (all other rows 0).
+_INITIAL_FOCUS = 10.0
 
 
 class MemoryBuffer(nnx.Variable):
@@ -43,7 +45,7 @@ class NTMState(NamedTuple):
 class Trace(NamedTuple):
     """What the memory did at every step, returned on request for pictures and analysis.
 
-    Arrays are (B, T, ...) when returned by ``NTM`` and (B, ...) from one ``NTMCell`` step.
+    Arrays are (B, T, ...) when returned by ``NTM`` and (B, ...) from ``NTMCell.step``.
     """
 
     read_weights: jax.Array  # (B, T, R, N)
@@ -160,12 +162,15 @@ class NTMCell(nnx.Module):
         )
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 
-        # Learned initial state. The initial weightings' logits are random so that the heads
-        # start at different, non-uniform positions: with a constant memory and uniform
-        # weightings every row would receive the same writes and symmetry would never break.
-        normal = jax.nn.initializers.normal(1.0)
-        self.initial_read_logits = nnx.Param(normal(rngs.params(), (R, N)))
-        self.initial_write_logits = nnx.Param(normal(rngs.params(), (W, N)))
+        # Learned initial state. Every head's initial weighting starts focused on row 0
+        # (softmax of logits 10, 0, 0, ...: 99.4% on row 0), so that shifting moves a sharp
+        # focus from the first step, and a constant memory's symmetry is broken. With random
+        # normal logits instead (a diffuse start), one seed in two of our copy runs stayed at
+        # ~40 bits per sequence after 56,000 sequences; focused, the same seed was below
+        # 1 bit after 12,000 (README, "Defaults and the paper").
+        focused = jnp.zeros((N,), jnp.float32).at[0].set(_INITIAL_FOCUS)
+        self.initial_read_logits = nnx.Param(jnp.tile(focused, (R, 1)))
+        self.initial_write_logits = nnx.Param(jnp.tile(focused, (W, 1)))
         self.initial_reads = nnx.Param(jnp.zeros((R, M)))
         self.memory_init = memory_init
         if memory_init == "constant":

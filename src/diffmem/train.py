@@ -41,11 +41,18 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
         clip = optax.clip_by_global_norm(t.grad_clip)
     else:
         clip = optax.clip(t.grad_clip)  # elementwise, as in the paper
+    lr: float | optax.Schedule = t.lr
+    if t.lr_half_life is not None:
+        # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
+        lr = optax.exponential_decay(
+            t.lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
+            end_value=min(t.lr, t.lr_min),
+        )
     if t.optimizer == "adam":
-        opt = optax.adam(t.lr)
+        opt = optax.adam(lr)
     else:
         # Centred RMSProp with momentum; epsilon inside the square root (Graves 2013, eq. 38-41).
-        opt = optax.rmsprop(t.lr, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
+        opt = optax.rmsprop(lr, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
     return optax.chain(clip, opt)
 
 
@@ -102,11 +109,9 @@ def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax
     @jax.jit
     def eval_step(params, batch: Batch):
         logits = _forward(graphdef, rest, params, batch)
-        per_seq = losses.sequence_cross_entropy(logits, batch.targets, batch.mask)
-        wrong = ((logits > 0) != (batch.targets > 0.5)) * batch.mask[..., None]
         return {
-            "nats": jnp.sum(per_seq),
-            "bit_errors": jnp.sum(wrong),
+            "nats": jnp.sum(losses.sequence_cross_entropy(logits, batch.targets, batch.mask)),
+            "bit_errors": jnp.sum(losses.sequence_bit_errors(logits, batch.targets, batch.mask)),
             "output_bits": jnp.sum(batch.mask) * batch.targets.shape[-1],
             "sequences": jnp.asarray(batch.mask.shape[0], jnp.float32),
         }
@@ -151,12 +156,23 @@ def evaluate(
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     eval_step = make_eval_step(graphdef, rest)
-    rows = []
+    sets = []
     for size in sizes:
         size_seed = seed + zlib.crc32(json.dumps(size, sort_keys=True).encode())
-        result = evaluate_batches(eval_step, params, fixed_batches(task, count, size_seed, **size))
+        sets.append(fixed_batches(task, count, size_seed, **size))
+    # Right-pad every set to the longest T (mask 0): outputs at real steps do not depend on
+    # later steps, and one compiled function then serves all sizes.
+    T = max(b.inputs.shape[1] for batches in sets for b in batches)
+    rows = []
+    for size, batches in zip(sizes, sets):
+        result = evaluate_batches(eval_step, params, [_pad_time(b, T) for b in batches])
         rows.append({"size": size, "label": task.describe_size(size), **result})
     return rows
+
+
+def _pad_time(batch: Batch, T: int) -> Batch:
+    pad = T - batch.inputs.shape[1]
+    return Batch(*(jnp.pad(a, [(0, 0), (0, pad)] + [(0, 0)] * (a.ndim - 2)) for a in batch))
 
 
 def machine_description() -> str:
@@ -165,8 +181,15 @@ def machine_description() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, JAX {jax.__version__} on {devices[0].platform} ({kind})"
 
 
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+def _finite_or_none(x: Any) -> Any:
+    """``x`` with every non-finite float (in nested dicts and lists too) replaced by None."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite_or_none(v) for v in x]
+    return x
 
 
 class Run(NamedTuple):
@@ -199,10 +222,9 @@ def train_and_evaluate(
     # Task, model, optimiser.
     task = tasks.get(config.task)
     model = build_model(config)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     tx = make_optimizer(t)
-    state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
     counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None}
+    step, opt_state = 0, None
 
     if resume:
         tensors, header = checkpoint.read(ckpt_path)
@@ -213,11 +235,15 @@ def train_and_evaluate(
                 f"{ckpt_path} was written with a different configuration; a resumed run may "
                 "change only its budgets (sequences, minutes, early stop)"
             )
-        rest = checkpoint.restore_state(ckpt_path, rest, tensors)
-        params = checkpoint.restore_state(ckpt_path, params, tensors)
-        opt_state = checkpoint.restore_tree(ckpt_path, state.opt_state, tensors, "optimizer")
-        state = TrainState(params, opt_state, jnp.asarray(header["step"], jnp.int32))
+        nnx.update(model, checkpoint.restore_state(ckpt_path, nnx.state(model), tensors))
+        params = nnx.state(model, nnx.Param)
+        opt_state = checkpoint.restore_tree(ckpt_path, tx.init(params), tensors, "optimizer")
+        step = header["step"]
         counters.update(header["counters"])
+        # Drop log lines written after the checkpoint (a kill between the two writes).
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
+        kept = [l for l in lines if json.loads(l)["sequences"] <= counters["sequences"]]
+        (run_dir / "metrics.jsonl").write_text("".join(kept))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt_path.exists():
@@ -227,6 +253,9 @@ def train_and_evaluate(
             )
         (run_dir / "metrics.jsonl").write_text("")
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = tx.init(params) if opt_state is None else opt_state
+    state = TrainState(params, opt_state, jnp.asarray(step, jnp.int32))
 
     data_key = jax.random.fold_in(jax.random.key(t.seed), 1)
     train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key)
@@ -255,6 +284,7 @@ def train_and_evaluate(
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
 
+    val = None
     try:
         while counters["sequences"] < t.sequences:
             state, m = train_step(state)
@@ -286,8 +316,7 @@ def train_and_evaluate(
                 "sequences_per_second": speed,
                 "wall_seconds": counters["seconds"],
             }
-            record = {k: _finite_or_none(v) if isinstance(v, float) else v
-                      for k, v in record.items()}
+            record = _finite_or_none(record)
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record, allow_nan=False) + "\n")
             reporter.log(record)
@@ -302,7 +331,7 @@ def train_and_evaluate(
                     "were skipped and training stops. The last checkpoint holds finite parameters."
                 )
                 break
-            target_met = val["bits"] is not None and val["bits"] < task.target_bits
+            target_met = val["bits"] < task.target_bits
             counters["streak"] = counters["streak"] + 1 if target_met else 0
             if target_met and counters["first_target"] is None:
                 counters["first_target"] = {"sequences": counters["sequences"],
@@ -315,20 +344,24 @@ def train_and_evaluate(
                 status = "budget: minutes"
                 break
     except KeyboardInterrupt:
+        # The interrupt may land between an update and the counter's increment.
+        counters["sequences"] = int(state.step) * t.batch_size
         counters["seconds"] = elapsed()
         status = "interrupted"
         save(status)
         reporter.stop()
         reporter.message(
             f"Interrupted at {counters['sequences']:,} sequences; the checkpoint is saved. "
-            f"Continue with: diffmem train {config.task} --resume {run_dir}"
+            f"Continue with: diffmem train --resume {run_dir}"
         )
         raise
+    finally:
+        reporter.stop()
 
     save(status)
-    reporter.stop()
     model = nnx.merge(graphdef, state.params, rest)
-    final = evaluate_batches(eval_step, state.params, val_batches)
+    # The loop ends on a log point, whose validation is the final one (unless it never ran).
+    final = val if val is not None else evaluate_batches(eval_step, state.params, val_batches)
     generalisation = evaluate(model, task, list(task.eval_sizes), count=t.eval_count)
     summary = {
         "task": config.task,
@@ -349,6 +382,7 @@ def train_and_evaluate(
         "machine": machine_description(),
         "run_dir": str(run_dir),
     }
+    summary = _finite_or_none(summary)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     reporter.summary(summary)
     return Run(model, summary)
