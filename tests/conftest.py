@@ -1,8 +1,16 @@
 """Shared helpers: a tiny configuration that every training test starts from and shrinks."""
 
+import jax
 import pytest
 
 from diffmem.config import resolve
+
+
+@pytest.fixture
+def x64():
+    """Enable float64 for one test only; the flag is restored when the test ends."""
+    with jax.enable_x64(True):
+        yield
 
 
 @pytest.fixture
@@ -18,8 +26,6 @@ def tiny_config():
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """Share compiled programs between tests: many build the same small model."""
-    import jax
-
     jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -15,13 +15,6 @@ from diffmem import addressing
 B, H, N, M = 2, 3, 5, 4  # batch, heads, memory rows, row width: tiny, so compilation stays cheap
 
 
-@pytest.fixture
-def x64():
-    """Enable float64 for one test only; the flag is restored when the test ends."""
-    with jax.enable_x64(True):
-        yield
-
-
 def weighting(rng, *shape):
     """A random weighting: positive, sums to 1 over the last axis."""
     w = rng.random(shape) + 0.05

@@ -11,13 +11,6 @@ from diffmem import memory as mem
 B, R, W, N, M = 2, 3, 2, 5, 4  # batch, read heads, write heads, memory rows, row width
 
 
-@pytest.fixture
-def x64():
-    """Enable float64 for one test only; the flag is restored when the test ends."""
-    with jax.enable_x64(True):
-        yield
-
-
 def weighting(rng, *shape):
     w = rng.random(shape) + 0.05
     return (w / w.sum(-1, keepdims=True)).astype(np.float32)
