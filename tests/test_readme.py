@@ -22,3 +22,17 @@ def test_ci_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "set -euo pipefail" in ci
     assert quickstart_commands()[1] in ci.splitlines()
+
+
+def test_readmes_python_example_runs(tmp_path, tiny_config):
+    from diffmem.train import train_and_evaluate
+
+    train_and_evaluate(tiny_config.replace(train=dict(sequences=4)), tmp_path / "run")
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using it from Python", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "runs/my-copy-run" in code
+    namespace = {}
+    exec(code.replace("runs/my-copy-run", str(tmp_path / "run")), namespace)
+    assert namespace["logits"].shape == (4, 61, 8)
+    assert namespace["trace"].write_weights.shape[:3] == (4, 61, 1)
