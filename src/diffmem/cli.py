@@ -68,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a trained run, also beyond its training lengths")
     p.add_argument("run_dir")
-    p.add_argument("--lengths", help="comma-separated sizes, e.g. 10,20,30,50,80,120 "
-                   "(default: the task's generalisation set)")
+    p.add_argument("--sizes", "--lengths", dest="sizes",
+                   help="comma-separated sizes: copy lengths (10,20,120), repeat-copy "
+                   "LENGTHxREPEATS (20x10,10x20), associative-recall items (6,12,20); "
+                   "default: the task's generalisation set")
     p.add_argument("--count", type=int, default=256, help="sequences per size (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_eval)
@@ -145,8 +147,8 @@ def _eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--count {args.count} must be a positive integer")
     model, config = diffmem.load(args.run_dir)
     task = tasks.get(config.task)
-    if args.lengths is not None:
-        sizes = [task.parse_size(v.strip()) for v in args.lengths.split(",")]
+    if args.sizes is not None:
+        sizes = [task.parse_size(v.strip()) for v in args.sizes.split(",")]
     else:
         sizes = list(task.eval_sizes)
     rows = evaluate(model, task, sizes, count=args.count)
@@ -160,11 +162,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for name in ("size", "bits / sequence", "bit errors / sequence", "wrong bits"):
+    optimum = any("optimal_bits" in r for r in rows)
+    names = ["size", "bits / sequence"] + (["optimal predictor"] if optimum else [])
+    for name in names + ["bit errors / sequence", "wrong bits"]:
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(r["label"], f"{r['bits']:.4f}", f"{r['bit_errors']:.3f}",
-                      f"{100 * r['wrong_bit_fraction']:.3f}%")
+        cells = [r["label"], f"{r['bits']:.4f}"]
+        if optimum:
+            cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
+        table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
     return table
 
 
@@ -200,12 +206,17 @@ class RichReporter:
         self.progress: Progress | None = None
 
     def start(self, config, parameters: int, sequences: int, compile_seconds: float) -> None:
+        from diffmem.config import paper_parameters
+
         t = config.train
         budget = f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes else "")
+        paper = paper_parameters(config)
+        versus = f", the paper's {paper:,}" if paper else ""
         console.print(
-            f"[bold]diffmem train {config.task}[/bold]: {config.model.kind} "
-            f"({parameters:,} parameters), batch {t.batch_size}, {t.optimizer} lr {t.lr:g}, "
-            f"seed {t.seed}; budget {budget}; compiled in {compile_seconds:.1f} s",
+            f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
+            f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
+            f"{t.optimizer} lr {t.lr:g}, seed {t.seed}; budget {budget}; "
+            f"compiled in {compile_seconds:.1f} s",
             highlight=False,
         )
         self.progress = Progress(
@@ -247,8 +258,13 @@ class RichReporter:
             ("sequences", f"{s['sequences']:,} ({s['steps']:,} updates)"),
             ("time", f"{s['train_seconds']:.1f} s, compilation ({s['compile_seconds']:.1f} s) "
                      "included"),
-            ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:g}: "
+            ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:.4g}: "
                                        f"{'reached' if s['reached_target'] else 'NOT reached'})"),
+        ]
+        if "optimal_bits" in v:
+            rows.append(("optimal predictor", f"{v['optimal_bits']:.4f} bits / seq on the same "
+                                              f"{v['sequences']:,} sequences"))
+        rows += [
             ("validation bit errors / seq", f"{v['bit_errors']:.3f}"),
             ("first below target", "never" if first is None else
              f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
@@ -256,8 +272,11 @@ class RichReporter:
         for label, value in rows:
             table.add_row(label, value)
         for g in s["generalisation"]:
-            table.add_row(g["label"], f"{g['bits']:.4f} bits, {g['bit_errors']:.3f} bit errors "
-                                      f"per sequence ({100 * g['wrong_bit_fraction']:.3f}% wrong)")
+            optimum = (f" (optimal predictor {g['optimal_bits']:.4f})"
+                       if "optimal_bits" in g else "")
+            table.add_row(g["label"], f"{g['bits']:.4f} bits{optimum}, {g['bit_errors']:.3f} "
+                                      f"bit errors per sequence "
+                                      f"({100 * g['wrong_bit_fraction']:.3f}% wrong)")
         table.add_row("run directory", s["run_dir"])
         console.print(table)
 

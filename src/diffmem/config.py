@@ -15,7 +15,7 @@ from typing import Any
 from diffmem import tasks
 from diffmem.ntm import MEMORY_INITS
 
-MODELS = ("ntm-lstm", "ntm-ff")
+MODELS = ("ntm-lstm", "ntm-ff", "lstm")  # NTM with LSTM / feed-forward controller; LSTM baseline
 OPTIMIZERS = ("adam", "rmsprop")
 CLIP_MODES = ("norm", "value")
 
@@ -28,9 +28,10 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The network. Defaults are the paper's LSTM-controller NTM for the copy task (Table 2)."""
 
-    kind: str = "ntm-lstm"  # ntm-lstm or ntm-ff: LSTM or feed-forward controller
-    controller_size: int = 100  # H; the paper's copy NTMs use 100 units
+    kind: str = "ntm-lstm"  # ntm-lstm, ntm-ff (LSTM / feed-forward controller) or lstm
+    controller_size: int = 100  # H; the paper's copy NTMs use 100 units (lstm: units per layer)
     controller_layers: int = 1  # the paper's NTMs have one controller layer (but priority sort)
+    # The fields below are the NTM's; the LSTM baseline ignores them.
     read_heads: int = 1  # R; copy needs one read head and one write head
     write_heads: int = 1  # W
     memory_rows: int = 128  # N; 128 in every experiment of the paper
@@ -101,19 +102,42 @@ def _reject_unknown(cls: type, data: dict[str, Any], where: str) -> None:
         )
 
 
-# Presets: field overrides on top of the defaults, by name, per (task, model kind).
-# "paper" is the setting of Graves et al. (2014), Table 2 (and SPEC section 1): RMSProp with
-# momentum 0.9, one sequence per update, elementwise clipping. The defaults differ in what makes
-# training fast here: batch 32, Adam at 3e-3, global-norm clipping (README, "Defaults and the
-# paper").
-_PAPER_NTM = {
-    ("copy", "ntm-lstm"): dict(model=dict(controller_size=100, read_heads=1, write_heads=1),
-                               train=dict(lr=1e-4)),
-    ("copy", "ntm-ff"): dict(model=dict(controller_size=100, read_heads=1, write_heads=1),
-                             train=dict(lr=1e-4)),
+# The paper's architectures (Graves et al. 2014, Tables 1-3; SPEC section 1), which every preset
+# uses: the NTMs' heads (as many read heads as write heads) and controller, the LSTM baseline's
+# layers. "parameters" is the paper's count, printed beside ours.
+PAPER_MODELS: dict[tuple[str, str], dict[str, Any]] = {
+    ("copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=17_162),
+    ("copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=67_561),
+    ("copy", "lstm"): dict(size=256, layers=3, lr=3e-5, parameters=1_352_969),
+    ("repeat-copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=16_712),
+    ("repeat-copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=66_111),
+    ("repeat-copy", "lstm"): dict(size=512, layers=3, lr=3e-5, parameters=5_312_007),
+    ("associative-recall", "ntm-ff"): dict(heads=4, size=256, layers=1, lr=1e-4,
+                                           parameters=146_845),
+    ("associative-recall", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4,
+                                             parameters=70_330),
+    ("associative-recall", "lstm"): dict(size=256, layers=3, lr=1e-4, parameters=1_344_518),
+    ("dynamic-ngrams", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=3e-5, parameters=14_656),
+    ("dynamic-ngrams", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=3e-5,
+                                         parameters=61_749),
+    ("dynamic-ngrams", "lstm"): dict(size=128, layers=3, lr=1e-4, parameters=331_905),
+    ("priority-sort", "ntm-ff"): dict(heads=8, size=512, layers=1, lr=3e-5, parameters=508_305),
+    ("priority-sort", "ntm-lstm"): dict(heads=5, size=100, layers=2, lr=3e-5,
+                                        parameters=269_038),
+    ("priority-sort", "lstm"): dict(size=128, layers=3, lr=3e-5, parameters=384_424),
 }
+
+# Presets, on top of the architecture above.
+# "default": what trains fastest here (README, "Defaults and the paper"): batches of 32, Adam,
+#   clipping by global norm, and a constant initial memory (Collier & Beel).
+# "paper": the paper's training (Graves et al. 2014; SPEC section 1): RMSProp with momentum 0.9
+#   at the paper's per-task rate, one sequence per update, gradients clipped elementwise to
+#   +-10, and a learned initial memory ("learned bias values").
 _PAPER_TRAIN = dict(optimizer="rmsprop", batch_size=1, grad_clip=10.0, grad_clip_mode="value",
                     lr_half_life=None)
+# Default training settings that depend on the task or the model.
+_TASK_TRAIN = {"dynamic-ngrams": dict(val_size=1000)}  # SPEC: a fixed 1,000-sequence set
+_MODEL_TRAIN = {"lstm": dict(lr=1e-3)}  # 3e-3 is the NTMs' rate; deep LSTMs get 1e-3
 
 
 def preset_names() -> list[str]:
@@ -130,13 +154,28 @@ def resolve(task: str, model: str = "ntm-lstm", preset: str = "default") -> Conf
         raise ConfigError(
             f"unknown preset {preset!r}; the presets are: {', '.join(preset_names())}"
         )
-    config = Config(task=task, preset=preset, model=ModelConfig(kind=model))
+    paper = PAPER_MODELS[(task, model)]
+    arch = dict(kind=model, controller_size=paper["size"], controller_layers=paper["layers"])
+    if "heads" in paper:
+        arch.update(read_heads=paper["heads"], write_heads=paper["heads"])
+    train = {**_TASK_TRAIN.get(task, {}), **_MODEL_TRAIN.get(model, {})}
     if preset == "paper":
-        if (task, model) not in _PAPER_NTM:
-            raise ConfigError(f"there is no paper preset for task {task!r} with model {model!r}")
-        over = _PAPER_NTM[(task, model)]
-        config = config.replace(model=over["model"], train={**_PAPER_TRAIN, **over["train"]})
-    return validate(config)
+        train.update(_PAPER_TRAIN, lr=paper["lr"])
+        if model != "lstm":
+            arch["memory_init"] = "learned"
+    config = Config(task=task, preset=preset, model=ModelConfig(**arch), train=TrainConfig())
+    return validate(config.replace(train=train))
+
+
+def paper_parameters(config: Config) -> int | None:
+    """The paper's parameter count for this configuration's task and model, if it has the
+    paper's architecture (heads, controller size and layers, 128 x 20 memory, shifts -1..1)."""
+    reference = resolve(config.task, config.model.kind, "paper").model
+    m = config.model
+    same = all(getattr(m, f) == getattr(reference, f) for f in (
+        "controller_size", "controller_layers", "read_heads", "write_heads", "memory_rows",
+        "memory_width", "shift_radius"))
+    return PAPER_MODELS[(config.task, m.kind)]["parameters"] if same else None
 
 
 def validate(config: Config) -> Config:

@@ -38,13 +38,15 @@ class FeedForwardController(nnx.Module):
 
 
 class LSTMController(nnx.Module):
-    """Stacked LSTM controller; its state is ((c, h) per layer), each (B, H), zeros at t = 0."""
+    """Stacked LSTM controller; its state is ((c, h) per layer), each (B, H), zeros at t = 0.
+
+    As in Graves's deep LSTMs (2013), every layer sees the controller input: layer 1 reads x,
+    layer l > 1 reads [x, h_{l-1}]. The top layer's h is the output.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *, rngs: nnx.Rngs):
-        sizes = [input_size] + [hidden_size] * layers
-        self.layers = nnx.List(
-            [nnx.OptimizedLSTMCell(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
-        )
+        sizes = [input_size] + [input_size + hidden_size] * (layers - 1)
+        self.layers = nnx.List([nnx.OptimizedLSTMCell(n, hidden_size, rngs=rngs) for n in sizes])
         self.hidden_size = hidden_size
 
     def initial_state(self, batch_size: int) -> tuple:
@@ -52,9 +54,9 @@ class LSTMController(nnx.Module):
         return tuple((zeros, zeros) for _ in self.layers)
 
     def __call__(self, x: jax.Array, state: tuple) -> tuple[jax.Array, tuple]:
-        h, new_state = x, []
+        h, new_state = None, []
         for layer, carry in zip(self.layers, state):
-            carry, h = layer(carry, h)
+            carry, h = layer(carry, x if h is None else jnp.concatenate([x, h], axis=-1))
             new_state.append(carry)
         return h, tuple(new_state)
 

@@ -11,15 +11,20 @@ from flax import nnx
 
 from diffmem import checkpoint, tasks
 from diffmem.config import Config, ConfigError
+from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
 
 _CONTROLLER = {"ntm-lstm": "lstm", "ntm-ff": "feedforward"}
 
 
-def build_model(config: Config, seed: int | None = None) -> NTM:
+def build_model(config: Config, seed: int | None = None) -> NTM | LSTM:
     """A freshly initialised model for ``config`` (seeded by ``config.train.seed`` by default)."""
     task = tasks.get(config.task)
     m = config.model
+    rngs = nnx.Rngs(config.train.seed if seed is None else seed)
+    if m.kind == "lstm":
+        return LSTM(task.input_size, task.output_size, hidden_size=m.controller_size,
+                    layers=m.controller_layers, rngs=rngs)
     return NTM(
         task.input_size,
         task.output_size,
@@ -33,7 +38,7 @@ def build_model(config: Config, seed: int | None = None) -> NTM:
         shift_radius=m.shift_radius,
         memory_init=m.memory_init,
         clip=m.clip,
-        rngs=nnx.Rngs(config.train.seed if seed is None else seed),
+        rngs=rngs,
     )
 
 
@@ -42,7 +47,7 @@ def count_parameters(model: nnx.Module) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def load(run_dir: str | os.PathLike) -> tuple[NTM, Config]:
+def load(run_dir: str | os.PathLike) -> tuple[NTM | LSTM, Config]:
     """Load the trained model of a run directory (or a checkpoint file) and its configuration.
 
     >>> model, config = diffmem.load("runs/copy")            # doctest: +SKIP

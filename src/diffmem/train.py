@@ -24,9 +24,8 @@ import optax
 from flax import nnx
 
 from diffmem import checkpoint, losses, tasks
-from diffmem.config import Config, TrainConfig, validate
+from diffmem.config import Config, TrainConfig, paper_parameters, validate
 from diffmem.models import build_model, count_parameters
-from diffmem.ntm import NTM
 from diffmem.tasks import Batch, Task
 
 # The validation and evaluation sets are seeded independently of the training seed, so that
@@ -145,8 +144,16 @@ def evaluate_batches(eval_step, params, batches: list[Batch]) -> dict[str, float
     }
 
 
+def optimal_bits(task: Task, batches: list[Batch]) -> float | None:
+    """The task's optimal predictor's bits per sequence over ``batches`` (None if it has none)."""
+    per_batch = [task.optimal_bits(b) for b in batches]
+    if any(p is None for p in per_batch):
+        return None
+    return float(sum(float(jnp.sum(p)) for p in per_batch) / sum(b.mask.shape[0] for b in batches))
+
+
 def evaluate(
-    model: NTM, task: Task, sizes: list[dict[str, Any]], count: int = 256,
+    model: nnx.Module, task: Task, sizes: list[dict[str, Any]], count: int = 256,
     seed: int = EVALUATION_SEED,
 ) -> list[dict[str, Any]]:
     """Metrics of ``model`` at each size, each on its own fixed, seeded set of ``count`` sequences.
@@ -166,6 +173,9 @@ def evaluate(
     rows = []
     for size, batches in zip(sizes, sets):
         result = evaluate_batches(eval_step, params, [_pad_time(b, T) for b in batches])
+        optimum = optimal_bits(task, batches)
+        if optimum is not None:
+            result["optimal_bits"] = optimum
         rows.append({"size": size, "label": task.describe_size(size), **result})
     return rows
 
@@ -195,7 +205,7 @@ def _finite_or_none(x: Any) -> Any:
 class Run(NamedTuple):
     """What ``train_and_evaluate`` returns."""
 
-    model: NTM
+    model: nnx.Module  # NTM or LSTM
     summary: dict[str, Any]
 
 
@@ -261,6 +271,8 @@ def train_and_evaluate(
     train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key)
     eval_step = make_eval_step(graphdef, rest)
     val_batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
+    val_optimum = optimal_bits(task, val_batches)  # None unless the task has an optimum
+    target_bits = task.target(val_optimum)
     n_params = count_parameters(model)
 
     def save(status: str) -> None:
@@ -280,6 +292,11 @@ def train_and_evaluate(
     pending: list[dict[str, jax.Array]] = []
     last_log_time, last_log_sequences = time.perf_counter(), counters["sequences"]
     reporter.start(config, n_params, counters["sequences"], compile_seconds)
+    if val_optimum is not None:
+        reporter.message(
+            f"The optimal predictor scores {val_optimum:.2f} bits per sequence on the "
+            f"{t.val_size:,} validation sequences; the target is {target_bits:.2f}."
+        )
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
@@ -331,7 +348,7 @@ def train_and_evaluate(
                     "were skipped and training stops. The last checkpoint holds finite parameters."
                 )
                 break
-            target_met = val["bits"] < task.target_bits
+            target_met = val["bits"] < target_bits
             counters["streak"] = counters["streak"] + 1 if target_met else 0
             if target_met and counters["first_target"] is None:
                 counters["first_target"] = {"sequences": counters["sequences"],
@@ -362,6 +379,8 @@ def train_and_evaluate(
     model = nnx.merge(graphdef, state.params, rest)
     # The loop ends on a log point, whose validation is the final one (unless it never ran).
     final = val if val is not None else evaluate_batches(eval_step, state.params, val_batches)
+    if val_optimum is not None:
+        final = {**final, "optimal_bits": val_optimum}
     generalisation = evaluate(model, task, list(task.eval_sizes), count=t.eval_count)
     summary = {
         "task": config.task,
@@ -374,8 +393,9 @@ def train_and_evaluate(
         "steps": int(state.step),
         "train_seconds": counters["seconds"],
         "compile_seconds": compile_seconds,
-        "target_bits": task.target_bits,
-        "reached_target": final["bits"] < task.target_bits,
+        "target_bits": target_bits,
+        "paper_parameters": paper_parameters(config),
+        "reached_target": final["bits"] < target_bits,
         "first_below_target": counters["first_target"],
         "validation": final,
         "generalisation": generalisation,

@@ -5,14 +5,25 @@ from __future__ import annotations
 from typing import Callable
 
 from diffmem.tasks.base import Batch, Task
+from diffmem.tasks.associative_recall import AssociativeRecall
 from diffmem.tasks.copy import Copy
+from diffmem.tasks.ngrams import DynamicNGrams
+from diffmem.tasks.priority_sort import PrioritySort
+from diffmem.tasks.repeat_copy import RepeatCopy
 
-_REGISTRY: dict[str, Callable[..., Task]] = {"copy": Copy}
+# In the paper's order (section 4).
+_REGISTRY: dict[str, Callable[..., Task]] = {
+    "copy": Copy,
+    "repeat-copy": RepeatCopy,
+    "associative-recall": AssociativeRecall,
+    "dynamic-ngrams": DynamicNGrams,
+    "priority-sort": PrioritySort,
+}
 
 
 def names() -> list[str]:
-    """The registered task names."""
-    return sorted(_REGISTRY)
+    """The registered task names, the paper's five first, in the paper's order."""
+    return list(_REGISTRY)
 
 
 def register(name: str, builder: Callable[..., Task]) -> None:
@@ -27,4 +38,5 @@ def get(name: str, **kwargs) -> Task:
     return _REGISTRY[name](**kwargs)
 
 
-__all__ = ["Batch", "Copy", "Task", "get", "names", "register"]
+__all__ = ["AssociativeRecall", "Batch", "Copy", "DynamicNGrams", "PrioritySort", "RepeatCopy",
+           "Task", "get", "names", "register"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -29,8 +30,11 @@ class Task(abc.ABC):
     name: str
     input_size: int
     output_size: int
-    # Bits per sequence on the training distribution below which the task counts as learned.
-    target_bits: float
+    # Bits per sequence on the training distribution below which the task counts as learned
+    # (None for a task judged against its optimal predictor: see target_bits_above_optimum).
+    target_bits: float | None
+    # For a task with ``optimal_bits``: learned within this many bits of the optimum.
+    target_bits_above_optimum: float | None = None
     # The sizes at which ``diffmem eval`` measures generalisation, by default.
     eval_sizes: tuple[Any, ...]
 
@@ -44,9 +48,36 @@ class Task(abc.ABC):
 
     def describe_size(self, sizes: dict[str, Any]) -> str:
         """A short label for a size, used in tables."""
-        return ", ".join(f"{k}={v}" for k, v in sizes.items())
+        return ", ".join(f"{k}={v}" for k, v in sizes.items()) or "training distribution"
+
+    def optimal_bits(self, batch: Batch) -> jax.Array | None:
+        """Bits per sequence (B,) of the best possible predictor, for tasks that have one."""
+        return None
+
+    def target(self, optimum: float | None = None) -> float:
+        """The bits per sequence below which the task counts as learned.
+
+        ``optimum`` is the optimal predictor's bits per sequence on the validation set, for
+        tasks judged against it.
+        """
+        if self.target_bits_above_optimum is None:
+            return self.target_bits
+        if optimum is None:
+            raise ValueError(f"the {self.name} target is relative to the optimum; pass it")
+        return optimum + self.target_bits_above_optimum
 
     def max_steps(self, **sizes: Any) -> int:
         """T of a batch sampled with these sizes (the padded sequence length)."""
         shapes = jax.eval_shape(lambda key: self.sample(key, 1, **sizes), jax.random.key(0))
         return int(shapes.inputs.shape[1])
+
+
+def positive_int(value: Any, what: str) -> int:
+    """``value`` as a Python int (any integer type, numpy's included), or a clear ValueError."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"{what}={value!r} must be a positive integer")
+    return number

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import operator
-
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task
+from diffmem.tasks.base import Batch, Task, positive_int
 
 
 class Copy(Task):
@@ -42,7 +40,7 @@ class Copy(Task):
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None) -> Batch:
         """``length=None`` draws each sequence's L from the training range, ``length=L`` fixes it."""
         if length is not None:
-            length = _positive_int(length, "copy length")
+            length = positive_int(length, "copy length")
         key_len, key_bits = jax.random.split(key)
         max_len = self.max_length if length is None else length
         if length is None:
@@ -78,13 +76,3 @@ class Copy(Task):
     def describe_size(self, sizes: dict[str, int]) -> str:
         return f"length {sizes['length']}"
 
-
-def _positive_int(value, what: str) -> int:
-    """``value`` as a Python int (any integer type, numpy's included), or a clear ValueError."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = 0
-    if number < 1:
-        raise ValueError(f"{what}={value!r} must be a positive integer")
-    return number
