@@ -1,0 +1,84 @@
+"""Reproduce one of the paper's experiments: train each model on a task and record the outcome.
+
+    python experiments/reproduce.py associative-recall                 # ntm-lstm, ntm-ff, lstm
+    python experiments/reproduce.py copy --models ntm-ff --minutes 6 --preset paper
+
+For each model this trains the task's configuration for the preset (the paper's architecture;
+see diffmem.config.PAPER_MODELS) with one seed in runs/reproduce/TASK-MODEL-PRESET, and writes
+results/reproduce/TASK-MODEL-PRESET.json: the command, the resolved configuration, the budget,
+the machine, the learning curve (metrics.jsonl) and the run's summary (validation and
+generalisation). `python experiments/results_table.py` builds the README's table from these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from diffmem.config import MODELS, apply_overrides, resolve
+from diffmem.train import Reporter, machine_description, train_and_evaluate
+
+
+class LogReporter(Reporter):
+    """One line per validation point on stderr, for runs whose output goes to a log file."""
+
+    def start(self, config, parameters, sequences, compile_seconds):
+        print(f"{config.task} {config.model.kind} ({config.preset}): {parameters:,} parameters, "
+              f"compiled in {compile_seconds:.1f} s", file=sys.stderr, flush=True)
+
+    def log(self, r):
+        print(f"  {r['sequences']:>9,} seq  {r['wall_seconds']:7.0f} s  train bits {r['bits']}  "
+              f"val bits {r['val_bits']}  {r['sequences_per_second']:.0f} seq/s",
+              file=sys.stderr, flush=True)
+
+    def message(self, text):
+        print(text, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated model kinds")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--minutes", type=float, default=10.0, help="budget per model")
+    p.add_argument("--sequences", type=int, help="budget per model, in sequences")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--runs", default="runs/reproduce", help="parent of the run directories")
+    p.add_argument("--out", default="results/reproduce", help="folder for the results files")
+    args = p.parse_args(argv)
+
+    for model in args.models.split(","):
+        budget = {"minutes": args.minutes, "seed": args.seed}
+        if args.sequences:
+            budget["sequences"] = args.sequences
+        config = resolve(args.task, model, args.preset).replace(train=budget)
+        config = apply_overrides(config, args.set)
+        name = f"{args.task}-{model}-{args.preset}"
+        run_dir = Path(args.runs) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        summary = train_and_evaluate(config, run_dir, reporter=LogReporter()).summary
+        curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        record = {
+            "task": args.task, "model": model, "preset": args.preset,
+            "command": "python " + " ".join(sys.argv if argv is None else [__file__, *argv]),
+            "started": started, "machine": machine_description(),
+            "config": config.to_dict(), "summary": summary, "curve": curve,
+        }
+        out = Path(args.out) / f"{name}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        tmp.replace(out)
+        print(f"{name}: {summary['status']}, validation {summary['validation']['bits']:.4f} "
+              f"bits after {summary['sequences']:,} sequences, {summary['train_seconds']:.0f} s "
+              f"-> {out}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
