@@ -21,7 +21,8 @@ cat "$OUT/bench-gpu.json"
 for spec in priority-sort:ntm-lstm priority-sort:ntm-ff priority-sort:lstm \
             repeat-copy:lstm dynamic-ngrams:lstm; do
     python3 experiments/reproduce.py "${spec%%:*}" --models "${spec##*:}" --minutes 5.5 \
-        --runs /tmp/runs --out "$OUT" > "$OUT/log-${spec%%:*}-${spec##*:}.txt" 2>&1 &
+        --runs /tmp/runs --out "$OUT" > "/tmp/log-${spec%%:*}-${spec##*:}.txt" 2>&1 &
 done
 wait
-tail -n 3 "$OUT"/log-*.txt
+tail -n 25 /tmp/log-*.txt > "$OUT/training-logs.txt"
+tail -n 4 /tmp/log-*.txt
