@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--runs", default="runs/reproduce", help="parent of the run directories")
     p.add_argument("--out", default="results/reproduce", help="folder for the results files")
+    p.add_argument("--tag", help="appended to the results file's name (for --set variants)")
     args = p.parse_args(argv)
 
     for model in args.models.split(","):
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             budget["sequences"] = args.sequences
         config = resolve(args.task, model, args.preset).replace(train=budget)
         config = apply_overrides(config, args.set)
-        name = f"{args.task}-{model}-{args.preset}"
+        name = f"{args.task}-{model}-{args.preset}" + (f"-{args.tag}" if args.tag else "")
         run_dir = Path(args.runs) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         summary = train_and_evaluate(config, run_dir, reporter=LogReporter()).summary

@@ -80,3 +80,25 @@ def test_module_entry_point_prints_help():
                          text=True, check=True).stdout
     for command in ("train", "eval", "bench"):
         assert command in out
+
+
+def test_eval_takes_each_tasks_own_sizes(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "repeat-copy", "--sequences", "4", "--batch-size", "2",
+                 "--set", "train.eval_every=4", "--run-dir", str(run_dir), *TINY]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "length 20, 10 repeats" in out and "the paper's" not in out  # a shrunk model
+    assert main(["eval", str(run_dir), "--sizes", "3x2,4x1", "--count", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["size"] for r in rows] == [{"length": 3, "repeats": 2}, {"length": 4, "repeats": 1}]
+    assert main(["eval", str(run_dir), "--sizes", "3"]) == 2
+    assert "LENGTHxREPEATS" in capsys.readouterr().out
+
+
+def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(tmp_path, capsys):
+    assert main(["train", "associative-recall", "--sequences", "2", "--batch-size", "2",
+                 "--set", "train.eval_every=2", "--set", "train.val_size=2",
+                 "--set", "train.eval_count=2", "--run-dir", str(tmp_path / "r")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "ntm-lstm (61,894 parameters, the paper's 70,330)" in out
+    assert "12 items" in out
