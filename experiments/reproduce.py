@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs/reproduce", help="parent of the run directories")
     p.add_argument("--out", default="results/reproduce", help="folder for the results files")
     p.add_argument("--tag", help="appended to the results file's name (for --set variants)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue this run (one model) with the new budget, and rewrite its "
+                   "results file; the command is appended to the recorded one")
     args = p.parse_args(argv)
 
+    command = "python " + " ".join(sys.argv if argv is None else [__file__, *argv])
     for model in args.models.split(","):
         budget = {"minutes": args.minutes, "seed": args.seed}
         if args.sequences:
@@ -60,17 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         config = resolve(args.task, model, args.preset).replace(train=budget)
         config = apply_overrides(config, args.set)
         name = f"{args.task}-{model}-{args.preset}" + (f"-{args.tag}" if args.tag else "")
-        run_dir = Path(args.runs) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = Path(args.out) / f"{name}.json"
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        summary = train_and_evaluate(config, run_dir, reporter=LogReporter()).summary
+        if args.resume:
+            run_dir = Path(args.resume)
+            earlier = json.loads(out.read_text())
+            command, started = f"{earlier['command']} && {command}", earlier["started"]
+        else:
+            run_dir = Path(args.runs) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = train_and_evaluate(config, run_dir, resume=bool(args.resume),
+                                     reporter=LogReporter()).summary
         curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         record = {
             "task": args.task, "model": model, "preset": args.preset,
-            "command": "python " + " ".join(sys.argv if argv is None else [__file__, *argv]),
-            "started": started, "machine": machine_description(),
+            "command": command, "started": started, "machine": machine_description(),
             "config": config.to_dict(), "summary": summary, "curve": curve,
         }
-        out = Path(args.out) / f"{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1) + "\n")

@@ -1,12 +1,15 @@
 """Build the README's results table from the reproduction records, beside the paper's figures.
 
-    python experiments/results_table.py                  # print the Markdown table
-    python experiments/results_table.py --readme README.md   # rewrite the table in the README
+    python experiments/results_table.py                      # print the Markdown tables
+    python experiments/results_table.py --readme README.md   # rewrite them in the README
+
+Two tables: the results of each task and model beside the paper's, and the parameter counts
+of the paper's architectures here beside the paper's.
 
 The records are the JSON files written by experiments/reproduce.py (results/reproduce/ on the
 CPU, results/gpu/ from experiments/gpu_run.sh). RUNS below says which record fills each cell;
-a cell with no record says "not run". tests/test_readme.py checks that the README's table is
-this script's output.
+a cell with no record says "not run". tests/test_readme.py checks that the README's tables
+are this script's output.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -->"),
+           "parameters": ("<!-- parameters-table:start -->", "<!-- parameters-table:end -->")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 MODELS = ("ntm-lstm", "ntm-ff", "lstm")
 
@@ -124,20 +128,52 @@ def table(results: Path) -> str:
     return "\n".join(lines)
 
 
+def parameters_table() -> str:
+    """Parameter counts of the paper's architectures here, beside the paper's (Tables 1-3)."""
+    from flax import nnx
+
+    from diffmem.config import PAPER_MODELS, paper_parameters, resolve
+    from diffmem.models import build_model, count_parameters
+
+    lines = ["| task | model | architecture | parameters here | paper | difference |",
+             "|---|---|---|---|---|---|"]
+    for task in TASKS:
+        for model in MODELS:
+            config = resolve(task, model, "paper")
+            ours = count_parameters(nnx.eval_shape(lambda: build_model(config)))
+            paper = paper_parameters(config)
+            spec = PAPER_MODELS[(task, model)]
+            layers = f"{spec['layers']}x{spec['size']}" if spec["layers"] > 1 else str(spec["size"])
+            arch = (f"{layers} LSTM" if model == "lstm" else
+                    f"{spec['heads']} read + {spec['heads']} write heads, "
+                    f"{'LSTM' if model == 'ntm-lstm' else 'feed-forward'} {layers}")
+            lines.append(f"| {task} | {model} | {arch} | {ours:,} | {paper:,} | "
+                         f"{100 * (ours - paper) / paper:+.1f}% |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    start, end = MARKERS[name]
+    before, rest = text.split(start)
+    _, after = rest.split(end)
+    return f"{before}{start}\n{block}\n{end}{after}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(ROOT / "results"))
     p.add_argument("--readme", help="rewrite the table between the markers in this file")
     args = p.parse_args(argv)
-    text = table(Path(args.results))
+    blocks = {"results": table(Path(args.results)), "parameters": parameters_table()}
     if args.readme:
         readme = Path(args.readme)
-        before, rest = readme.read_text().split(START)
-        _, after = rest.split(END)
-        readme.write_text(f"{before}{START}\n{text}\n{END}{after}")
+        text = readme.read_text()
+        for name, block in blocks.items():
+            text = replace_block(text, name, block)
+        readme.write_text(text)
     else:
-        print(text)
+        print(blocks["results"] + "\n\n" + blocks["parameters"])
     return 0
 
 
