@@ -100,5 +100,5 @@ def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(tmp
                  "--set", "train.eval_every=2", "--set", "train.val_size=2",
                  "--set", "train.eval_count=2", "--run-dir", str(tmp_path / "r")]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "ntm-lstm (61,894 parameters, the paper's 70,330)" in out
+    assert "ntm-lstm (64,454 parameters, the paper's 70,330)" in out
     assert "12 items" in out

@@ -80,7 +80,11 @@ def test_default_preset_keeps_the_papers_architecture(task, model):
     default, paper = resolve(task, model), resolve(task, model, "paper")
     for field in ("kind", "controller_size", "controller_layers", "read_heads", "write_heads"):
         assert getattr(default.model, field) == getattr(paper.model, field), field
-    assert default.train.optimizer == "adam" and default.train.batch_size == 32
+    if task in ("repeat-copy", "associative-recall") and model != "lstm":
+        # Measured: these NTMs learn with the paper's training and not with batch-32 Adam.
+        assert default.replace(preset="paper") == paper
+    else:
+        assert default.train.optimizer == "adam" and default.train.batch_size == 32
     assert paper_parameters(default) == PAPER_MODELS[(task, model)]["parameters"]
 
 
