@@ -5,12 +5,14 @@
     logits, state = model(inputs)          # (B, T, C_in) -> (B, T, C_out)
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
-NTM), ``tasks`` (the paper's tasks by name), ``losses``, ``config``, ``train``.
+NTM), ``lstm`` (the paper's LSTM baseline), ``tasks`` (the paper's five tasks by name),
+``losses``, ``config``, ``train``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
+from diffmem.lstm import LSTM  # noqa: E402
 from diffmem.models import build_model, load  # noqa: E402
 from diffmem.ntm import NTM, NTMCell, NTMState, Trace  # noqa: E402
 
-__all__ = ["NTM", "NTMCell", "NTMState", "Trace", "build_model", "load", "__version__"]
+__all__ = ["LSTM", "NTM", "NTMCell", "NTMState", "Trace", "build_model", "load", "__version__"]
