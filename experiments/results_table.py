@@ -31,11 +31,11 @@ RUNS = {
     ("copy", "ntm-lstm"): "reproduce/copy-ntm-lstm-default.json",
     ("copy", "ntm-ff"): "reproduce/copy-ntm-ff-default.json",
     ("copy", "lstm"): "reproduce/copy-lstm-default.json",
-    ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-default.json",
-    ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-default.json",
+    ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-paper.json",
+    ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-paper.json",
     ("repeat-copy", "lstm"): "gpu/repeat-copy-lstm-default.json",
-    ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-default.json",
-    ("associative-recall", "ntm-ff"): "reproduce/associative-recall-ntm-ff-default.json",
+    ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-paper.json",
+    ("associative-recall", "ntm-ff"): "reproduce/associative-recall-ntm-ff-paper.json",
     ("associative-recall", "lstm"): "reproduce/associative-recall-lstm-default.json",
     ("dynamic-ngrams", "ntm-lstm"): "reproduce/dynamic-ngrams-ntm-lstm-default.json",
     ("dynamic-ngrams", "ntm-ff"): "reproduce/dynamic-ngrams-ntm-ff-default.json",
@@ -77,6 +77,12 @@ def hardware(record: dict) -> str:
     return "GPU (H200)" if "H200" in machine else ("GPU" if "gpu" in machine else "CPU")
 
 
+def settings_cell(record: dict) -> str:
+    t = record["config"]["train"]
+    optimizer = "Adam" if t["optimizer"] == "adam" else "RMSProp"
+    return f"{record['preset']}: {optimizer} {t['lr']:g}, batch {t['batch_size']}"
+
+
 def training_cell(record: dict) -> str:
     s = record["summary"]
     return f"{s['sequences']:,} seq, {s['train_seconds'] / 60:.1f} min, {hardware(record)}"
@@ -114,16 +120,17 @@ def generalisation_cell(record: dict) -> str:
 
 
 def table(results: Path) -> str:
-    head = ["task", "model", "trained (sequences, time, hardware)",
+    head = ["task", "model", "settings", "trained (sequences, time, hardware)",
             "validation bits / sequence", "generalisation", "paper"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task in TASKS:
         for model in MODELS:
             record = load(results / RUNS[(task, model)])
             if record is None:
-                cells = ["not run", "-", "-"]
+                cells = ["-", "not run", "-", "-"]
             else:
-                cells = [training_cell(record), bits_cell(record), generalisation_cell(record)]
+                cells = [settings_cell(record), training_cell(record), bits_cell(record),
+                         generalisation_cell(record)]
             lines.append("| " + " | ".join([task, model, *cells, PAPER[(task, model)]]) + " |")
     return "\n".join(lines)
 

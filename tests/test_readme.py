@@ -36,3 +36,21 @@ def test_readmes_python_example_runs(tmp_path, tiny_config):
     exec(code.replace("runs/my-copy-run", str(tmp_path / "run")), namespace)
     assert namespace["logits"].shape == (4, 61, 8)
     assert namespace["trace"].write_weights.shape[:3] == (4, 61, 1)
+
+
+def test_readmes_results_and_parameter_tables_are_built_from_the_records():
+    """The README's tables are `python experiments/results_table.py`'s output, not hand-typed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "results_table", ROOT / "experiments" / "results_table.py")
+    results_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_table)
+    text = (ROOT / "README.md").read_text()
+    expected = {"results": results_table.table(ROOT / "results"),
+                "parameters": results_table.parameters_table()}
+    for name, block in expected.items():
+        start, end = results_table.MARKERS[name]
+        assert f"{start}\n{block}\n{end}" in text, (
+            f"the README's {name} table is out of date: run "
+            "`python experiments/results_table.py --readme README.md`")
