@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
                    "results file; the command is appended to the recorded one")
     args = p.parse_args(argv)
 
-    command = "python " + " ".join(sys.argv if argv is None else [__file__, *argv])
-    for model in args.models.split(","):
+    this_command = "python " + " ".join(sys.argv if argv is None else [__file__, *argv])
+    models = args.models.split(",")
+    if args.resume and len(models) != 1:
+        p.error("--resume continues one run: name its model with --models")
+    for model in models:
         budget = {"minutes": args.minutes, "seed": args.seed}
         if args.sequences:
             budget["sequences"] = args.sequences
@@ -65,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         config = apply_overrides(config, args.set)
         name = f"{args.task}-{model}-{args.preset}" + (f"-{args.tag}" if args.tag else "")
         out = Path(args.out) / f"{name}.json"
-        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        started, command = time.strftime("%Y-%m-%dT%H:%M:%S%z"), this_command
         if args.resume:
             run_dir = Path(args.resume)
+            if not out.exists():
+                p.error(f"--resume: no results file {out} for this task, model, preset and tag")
             earlier = json.loads(out.read_text())
             command, started = f"{earlier['command']} && {command}", earlier["started"]
         else:

@@ -25,8 +25,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 MODELS = ("ntm-lstm", "ntm-ff", "lstm")
 
-# The record behind each cell, relative to results/. Variants (other learning rates, longer
-# runs) are listed here when they replace the plain default run; the table says so.
+# The record behind each cell, relative to results/. Where a cell uses the paper's preset or a
+# resumed or changed run, the "settings" column and the README's text say so.
 RUNS = {
     ("copy", "ntm-lstm"): "reproduce/copy-ntm-lstm-default.json",
     ("copy", "ntm-ff"): "reproduce/copy-ntm-ff-default.json",
@@ -73,8 +73,12 @@ def load(path: Path) -> dict | None:
 
 
 def hardware(record: dict) -> str:
+    """ "CPU", or "GPU (device kind)" from the recorded machine description."""
     machine = record["summary"]["machine"]
-    return "GPU (H200)" if "H200" in machine else ("GPU" if "gpu" in machine else "CPU")
+    if " on gpu " not in machine:
+        return "CPU"
+    kind = machine.rsplit("(", 1)[-1].rstrip(")")
+    return f"GPU ({kind.removeprefix('NVIDIA ')})"
 
 
 def settings_cell(record: dict) -> str:
@@ -85,7 +89,9 @@ def settings_cell(record: dict) -> str:
 
 def training_cell(record: dict) -> str:
     s = record["summary"]
-    return f"{s['sequences']:,} seq, {s['train_seconds'] / 60:.1f} min, {hardware(record)}"
+    resumed = ", resumed once" if "--resume" in record["command"] else ""
+    return (f"{s['sequences']:,} seq, {s['train_seconds'] / 60:.1f} min, "
+            f"{hardware(record)}{resumed}")
 
 
 def bits_cell(record: dict) -> str:
@@ -94,7 +100,7 @@ def bits_cell(record: dict) -> str:
     bits = f"{v['bits']:.2f}" if v["bits"] >= 0.1 else f"{v['bits']:.3f}"
     if "optimal_bits" in v:
         gap = v["bits"] - v["optimal_bits"]
-        text = f"{bits} (optimum {v['optimal_bits']:.1f}, +{gap:.1f})"
+        text = f"{bits} (optimum {v['optimal_bits']:.1f}, {gap:+.1f})"
     else:
         text = bits
     if s["reached_target"]:

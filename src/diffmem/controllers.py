@@ -40,8 +40,9 @@ class FeedForwardController(nnx.Module):
 class LSTMController(nnx.Module):
     """Stacked LSTM controller; its state is ((c, h) per layer), each (B, H), zeros at t = 0.
 
-    As in Graves's deep LSTMs (2013), every layer sees the controller input: layer 1 reads x,
-    layer l > 1 reads [x, h_{l-1}]. The top layer's h is the output.
+    With input skip connections as in Graves's deep LSTMs (2013), every layer sees the
+    controller input: layer 1 reads x, layer l > 1 reads [x, h_{l-1}]. The top layer's h alone
+    is the output (Graves 2013 also connects every layer to the output; we do not).
     """
 
     def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *, rngs: nnx.Rngs):

@@ -49,16 +49,15 @@ class DynamicNGrams(Task):
         uniform = jax.random.uniform(key_bits, (self.length, batch_size))
         rows = jnp.arange(batch_size)
 
-        def step(carry, inputs):
+        def step(carry, u):
             ctx, filled = carry  # the last `context` bits as an integer, how many are real
-            t, u = inputs
             p = jnp.where(filled >= self.context, table[rows, ctx], 0.5)
             bit = (u < p).astype(jnp.int32)
             ctx = ((ctx << 1) | bit) & (n_contexts - 1)
             return (ctx, jnp.minimum(filled + 1, self.context)), bit
 
         init = (jnp.zeros((batch_size,), jnp.int32), jnp.zeros((), jnp.int32))
-        _, bits = jax.lax.scan(step, init, (jnp.arange(self.length), uniform))
+        _, bits = jax.lax.scan(step, init, uniform)
         bits = jnp.swapaxes(bits, 0, 1).astype(jnp.float32)  # (B, T)
         targets = jnp.pad(bits[:, 1:], ((0, 0), (0, 1)))  # bit t + 1 at step t
         t = jnp.arange(self.length)[None, :]
