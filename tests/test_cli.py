@@ -95,10 +95,15 @@ def test_eval_takes_each_tasks_own_sizes(tmp_path, capsys):
     assert "LENGTHxREPEATS" in capsys.readouterr().out
 
 
-def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(tmp_path, capsys):
-    assert main(["train", "associative-recall", "--sequences", "2", "--batch-size", "2",
-                 "--set", "train.eval_every=2", "--set", "train.val_size=2",
-                 "--set", "train.eval_count=2", "--run-dir", str(tmp_path / "r")]) == 0
+def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(capsys):
+    from diffmem.cli import RichReporter
+    from diffmem.config import resolve
+
+    reporter = RichReporter()
+    reporter.start(resolve("associative-recall"), 64_454, 0, 1.0)
+    reporter.stop()
     out = " ".join(capsys.readouterr().out.split())
     assert "ntm-lstm (64,454 parameters, the paper's 70,330)" in out
-    assert "12 items" in out
+    reporter.start(resolve("associative-recall").replace(model=dict(controller_size=8)), 9, 0, 1.0)
+    reporter.stop()
+    assert "the paper's" not in capsys.readouterr().out

@@ -169,8 +169,8 @@ class _OneBatch(tasks.Task):
 
 @pytest.mark.parametrize("task_name", list(TASK_SIZES))
 def test_every_task_trains_with_an_ntm(task_name):
-    """A smoke run per task: training steps on the task's batches are finite, and the loss on
-    one repeated batch falls steadily below its starting value."""
+    """A smoke run per task: the training step compiles with the task's batches, its steps are
+    finite, and the loss on one repeated batch falls steadily below its starting value."""
     config = resolve(task_name).replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6, read_heads=1,
                    write_heads=1, controller_layers=1),
@@ -180,9 +180,6 @@ def test_every_task_trains_with_an_ntm(task_name):
     task = tasks.get(task_name)
     if task_name == "dynamic-ngrams":
         task = type(task)(length=24)  # shorter sequences keep the test fast
-    fresh = make_train_step(graphdef, rest, task, tx, 4, jax.random.key(0), **TASK_SIZES[task_name])
-    _, m = fresh(state)
-    assert bool(m["finite"]) and float(m["bits"]) > 0
     step = make_train_step(graphdef, rest, _OneBatch(task, 4, **TASK_SIZES[task_name]), tx, 4,
                            jax.random.key(0))
     bits = []
