@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task, positive_int
+from diffmem.tasks.base import Batch, Task, parse_int, positive_int
 
 
 class AssociativeRecall(Task):
@@ -81,15 +81,8 @@ class AssociativeRecall(Task):
         return Batch(inputs, targets, mask)
 
     def parse_size(self, text: str) -> dict[str, int]:
-        try:
-            items = int(text)
-        except ValueError:
-            items = 0
-        if items < 2:
-            raise ValueError(
-                f"associative-recall size {text!r} must be a number of items >= 2, e.g. 12"
-            )
-        return {"items": items}
+        message = f"associative-recall size {text!r} must be a number of items >= 2, e.g. 12"
+        return {"items": parse_int(text, 2, message)}
 
     def describe_size(self, sizes: dict[str, int]) -> str:
         return f"{sizes['items']} items"

@@ -42,9 +42,15 @@ class Task(abc.ABC):
     def sample(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
         """Draw a batch; each size control left as None is drawn from the training range."""
 
-    @abc.abstractmethod
     def parse_size(self, text: str) -> dict[str, Any]:
-        """Turn one command-line size (for example "120") into ``sample`` keyword arguments."""
+        """Turn one command-line size (for example "120") into ``sample`` keyword arguments.
+
+        Tasks with size controls override this; the others have none to parse.
+        """
+        raise ValueError(
+            f"{self.name} has no size controls, so size {text!r} cannot be used; "
+            "evaluate it without --sizes"
+        )
 
     def describe_size(self, sizes: dict[str, Any]) -> str:
         """A short label for a size, used in tables."""
@@ -70,6 +76,17 @@ class Task(abc.ABC):
         """T of a batch sampled with these sizes (the padded sequence length)."""
         shapes = jax.eval_shape(lambda key: self.sample(key, 1, **sizes), jax.random.key(0))
         return int(shapes.inputs.shape[1])
+
+
+def parse_int(text: str, minimum: int, message: str) -> int:
+    """``text`` as an integer >= ``minimum``, or a ValueError with ``message``."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise ValueError(message)
+    return number
 
 
 def positive_int(value: Any, what: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task, positive_int
+from diffmem.tasks.base import Batch, Task, parse_int, positive_int
 
 
 class Copy(Task):
@@ -65,13 +65,8 @@ class Copy(Task):
         return Batch(inputs, targets, mask)
 
     def parse_size(self, text: str) -> dict[str, int]:
-        try:
-            length = int(text)
-        except ValueError:
-            length = 0
-        if length < 1:
-            raise ValueError(f"copy length {text!r} must be a positive integer, e.g. 120")
-        return {"length": length}
+        message = f"copy length {text!r} must be a positive integer, e.g. 120"
+        return {"length": parse_int(text, 1, message)}
 
     def describe_size(self, sizes: dict[str, int]) -> str:
         return f"length {sizes['length']}"

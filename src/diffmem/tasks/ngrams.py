@@ -98,12 +98,3 @@ class DynamicNGrams(Task):
         y = batch.targets[..., 0]
         likelihood = jnp.where(y > 0.5, p, 1.0 - p)
         return -jnp.sum(jnp.log2(likelihood) * batch.mask, axis=-1)
-
-    def parse_size(self, text: str) -> dict:
-        raise ValueError(
-            f"dynamic-ngrams has no size controls, so size {text!r} cannot be used; "
-            "evaluate it without --sizes"
-        )
-
-    def describe_size(self, sizes: dict) -> str:
-        return "training distribution"

@@ -56,12 +56,3 @@ class PrioritySort(Task):
         targets = jnp.concatenate([jnp.zeros((batch_size, n + 1, self.bits)), ranked], axis=1)
         mask = jnp.concatenate([jnp.zeros((batch_size, n + 1)), jnp.ones((batch_size, out))], 1)
         return Batch(inputs, targets, mask)
-
-    def parse_size(self, text: str) -> dict:
-        raise ValueError(
-            f"priority-sort has no size controls, so size {text!r} cannot be used; "
-            "evaluate it without --sizes"
-        )
-
-    def describe_size(self, sizes: dict) -> str:
-        return "training distribution"
