@@ -36,18 +36,28 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task")
     p.add_argument("--model", default="ntm-lstm")
+    p.add_argument("--preset", default="default")
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,3,7")
-    p.add_argument("--minutes", type=float, default=10.0, help="budget per seed")
+    p.add_argument("--minutes", type=float,
+                   help="budget per seed (default: the configuration's own budget)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--runs", default="runs/sweep", help="parent of the run directories")
     p.add_argument("--out", required=True, help="results JSON file")
     args = p.parse_args()
 
-    base = apply_overrides(resolve(args.task, args.model).replace(train={"minutes": args.minutes}),
-                           args.set)
-    tag = "-".join(s.replace("=", "").replace(".", "_") for s in args.set) or "default"
-    results = []
+    base = resolve(args.task, args.model, args.preset)
+    if args.minutes is not None:
+        base = base.replace(train={"minutes": args.minutes})
+    base = apply_overrides(base, args.set)
+    tag = "-".join(s.replace("=", "").replace(".", "_") for s in args.set) or args.preset
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Seeds already in the results file are kept, so an interrupted sweep can be run again.
+    results = json.loads(out.read_text())["runs"] if out.exists() else []
+    done = {r["seed"] for r in results}
     for seed in parse_seeds(args.seeds):
+        if seed in done:
+            continue
         config = base.replace(train={"seed": seed})
         run_dir = Path(args.runs) / f"{args.task}-{args.model}-{tag}-seed{seed}-{int(time.time())}"
         summary = train_and_evaluate(config, run_dir).summary
@@ -57,14 +67,12 @@ def main() -> int:
         results.append(summary)
         print(f"seed {seed}: {summary['status']}, {summary['validation']['bits']:.4f} bits",
               file=sys.stderr, flush=True)
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"task": args.task, "model": args.model, "overrides": args.set,
-              "minutes_per_seed": args.minutes, "machine": machine_description(),
-              "command": " ".join(sys.argv), "runs": results}
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(table(results))
+        record = {"task": args.task, "model": args.model, "preset": args.preset,
+                  "overrides": args.set, "minutes_per_seed": base.train.minutes,
+                  "machine": machine_description(), "command": " ".join(sys.argv),
+                  "runs": sorted(results, key=lambda r: r["seed"])}
+        out.write_text(json.dumps(record, indent=2) + "\n")
+    print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
 
 

@@ -31,7 +31,8 @@ def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_run, tmp_path):
     titles = [ax.get_title() for ax in panels]
     assert titles == ["inputs", "targets", "outputs (sigmoid, masked)",
                       "write head 0: add vectors", "write head 0: write weighting",
-                      "read head 0: read weighting", "read head 1: read weighting"]
+                      "read head 0: read weighting", "read head 0: read vectors",
+                      "read head 1: read weighting", "read head 1: read vectors"]
     assert panels[-1].get_xlabel() == "time step"
     assert all(ax.get_ylabel() for ax in panels)
     fig.savefig(tmp_path / "memory.png")
@@ -55,6 +56,6 @@ def test_generalisation_figure_has_one_panel_per_size_and_an_error_panel(tiny_ru
     rows = evaluate(model, task, sizes, count=2)
     fig = plots.generalisation_figure(model, task, sizes, rows)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["length 4: targets (left) and outputs (right)",
-                      "length 9: targets (left) and outputs (right)", "error against size"]
+    assert titles == ["length 4: targets (top) and outputs (bottom)",
+                      "length 9: targets (top) and outputs (bottom)", "error against size"]
     assert isinstance(fig, matplotlib.figure.Figure)

@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     from diffmem.ntm import MEMORY_INITS
 
     parser = argparse.ArgumentParser(
-        prog="diffmem", description="Neural Turing Machines in JAX: train, evaluate, benchmark."
+        prog="diffmem",
+        description="Neural Turing Machines in JAX: train, evaluate, plot, report, demo, benchmark."
     )
     parser.add_argument("--version", action="version", version=f"diffmem {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -59,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-init", help=f"one of: {', '.join(MEMORY_INITS)}")
     p.add_argument("--no-early-stop", action="store_true",
                    help="train for the whole budget even after the target is reached")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="do not write TensorBoard event files (RUN_DIR/tensorboard)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
     p.add_argument("--run-dir", help="where to write the run (default: runs/TASK-MODEL-TIME)")
@@ -75,6 +78,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=256, help="sequences per size (default 256)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_eval)
+
+    size_help = ("copy length (40), repeat-copy LENGTHxREPEATS (12x10), associative-recall "
+                 "items (10); default: the task's example size, beyond its training range")
+    p = sub.add_parser("plot", help="draw a run's figures (PNG): memory use, learning curves, "
+                       "generalisation")
+    p.add_argument("run_dir")
+    p.add_argument("--figure", default="all", help="memory, curves, generalisation or all "
+                   "(default all)")
+    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {size_help}")
+    p.add_argument("--sizes", help="generalisation figure: comma-separated sizes (as for eval)")
+    p.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",
+                   help="learning curves: other runs to overlay, e.g. NTM-FF and LSTM runs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example sequences")
+    p.add_argument("--out-dir", help="where to write the PNG files (default RUN_DIR/figures)")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("report", help="write one self-contained HTML page about a run")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="the HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {size_help}")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example sequences")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("demo", help="run a pretrained model shipped with diffmem (no training)")
+    p.add_argument("task", help="a task with a pretrained model (see the error for the list)")
+    p.add_argument("--size", "--length", dest="size", help=size_help)
+    p.add_argument("--seed", type=int, help="seed of the sequence (default: a fresh one)")
+    p.add_argument("--out", help="memory figure to write (default demo-TASK.png)")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("bench", help="measure training throughput (sequences per second)")
     p.add_argument("--batch-sizes", default="1,16,64")
@@ -108,7 +140,7 @@ def _train(args: argparse.Namespace) -> int:
         if fixed:
             raise ValueError(
                 f"{', '.join(fixed)} cannot change a resumed run; with --resume only "
-                "--sequences, --minutes and --no-early-stop may be given"
+                "--sequences, --minutes, --no-early-stop and --no-tensorboard may be given"
             )
         run_dir = Path(args.resume)
         _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
@@ -119,6 +151,8 @@ def _train(args: argparse.Namespace) -> int:
                    if v is not None}
         if args.no_early_stop:
             budgets["early_stop"] = False
+        if args.no_tensorboard:
+            budgets["tensorboard"] = False
         config = validate(config.replace(train=budgets))
     else:
         if not args.task:
@@ -130,6 +164,8 @@ def _train(args: argparse.Namespace) -> int:
         }.items() if v is not None}
         if args.no_early_stop:
             train["early_stop"] = False
+        if args.no_tensorboard:
+            train["tensorboard"] = False
         model = {"memory_init": args.memory_init} if args.memory_init else {}
         config = apply_overrides(config.replace(model=model, train=train), args.set)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -172,6 +208,88 @@ def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
             cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
         table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
     return table
+
+
+def _run_task(run_dir: str):
+    from diffmem import plots, tasks
+
+    return tasks.get(plots.read_config(run_dir)["task"])
+
+
+def _size(task, text: str | None) -> dict[str, Any] | None:
+    return None if text is None else task.parse_size(text.strip())
+
+
+def _seed(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"--seed {value} must be a non-negative integer")
+    return value
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from diffmem import plots
+
+    names = plots.FIGURES if args.figure == "all" else (args.figure,)
+    if args.figure != "all" and args.figure not in plots.FIGURES:
+        raise ValueError(f"--figure {args.figure!r} is not one of: all, {', '.join(plots.FIGURES)}")
+    task = _run_task(args.run_dir)
+    size = _size(task, args.size)
+    sizes = None if args.sizes is None else [task.parse_size(v.strip())
+                                             for v in args.sizes.split(",")]
+    if args.figure == "all" and plots.read_config(args.run_dir)["model"]["kind"] == "lstm":
+        names = tuple(n for n in names if n != "memory")  # the LSTM baseline has no memory
+    out_dir = Path(args.out_dir or Path(args.run_dir) / "figures")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        fig = plots.run_figure(name, args.run_dir, size=size, sizes=sizes,
+                               compare=tuple(args.compare), seed=_seed(args.seed))
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plots.plt.close(fig)
+        console.print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from diffmem.report import write_report
+
+    size = _size(_run_task(args.run_dir), args.size)
+    path = write_report(args.run_dir, args.out, size=size, seed=_seed(args.seed))
+    console.print(f"wrote {path} (open it in a browser)", highlight=False)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from diffmem import demo, plots, tasks
+
+    demo.pretrained_path(args.task)  # a clear error before any work
+    task = tasks.get(args.task)
+    seed = None if args.seed is None else _seed(args.seed)
+    r = demo.run(args.task, _size(task, args.size), seed)
+    info = r.info
+    console.print(
+        f"[bold]diffmem demo {args.task}[/bold]: the pretrained {r.config.model.kind} "
+        f"({r.config.preset} preset, trained on {task.training_range()} for "
+        f"{info.get('sequences', 0):,} sequences; validation "
+        f"{info.get('validation', {}).get('bits', float('nan')):.4f} bits per sequence)",
+        highlight=False)
+    table = Table(title=f"One fresh sequence, {task.describe_size(r.size)}, seed {r.seed}")
+    for name in ("bits / sequence", "bit errors", "wrong bits"):
+        table.add_column(name, justify="right")
+    cells = [f"{r.metrics['bits']:.4f}", f"{r.metrics['bit_errors']:.0f}",
+             f"{100 * r.metrics['wrong_bit_fraction']:.2f}%"]
+    if "optimal_bits" in r.metrics:
+        table.add_column("optimal predictor", justify="right")
+        cells.append(f"{r.metrics['optimal_bits']:.4f}")
+    table.add_row(*cells)
+    console.print(table)
+    out = Path(args.out or f"demo-{args.task}.png")
+    fig = plots.memory_figure(r.model, task, r.size, example=r.example)
+    fig.savefig(out, dpi=100)
+    plots.plt.close(fig)
+    console.print(f"wrote the memory figure to {out}; rerun this sequence with --seed {r.seed}",
+                  highlight=False)
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:

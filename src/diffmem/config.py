@@ -61,6 +61,7 @@ class TrainConfig:
     eval_count: int = 256  # sequences per size in the final generalisation evaluation
     early_stop: bool = True  # stop once validation bits < the task's target
     patience: int = 2  # ... at this many consecutive validation points
+    tensorboard: bool = True  # write TensorBoard event files to RUN_DIR/tensorboard
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import matplotlib
@@ -24,18 +24,49 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from diffmem.tasks import Task  # noqa: E402
+from diffmem.ntm import NTM, Trace  # noqa: E402
+from diffmem.tasks import Batch, Task  # noqa: E402
 
 VALUES, WEIGHTS = "cividis", "viridis"
 
 
-def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0) -> Figure:
+class Example(NamedTuple):
+    """One sequence of a task and what a model did with it."""
+
+    batch: Batch  # a batch of one sequence
+    logits: jax.Array  # (1, T, C_out)
+    trace: Trace | None  # (1, T, heads, ...) per quantity; None for the LSTM baseline
+
+
+def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Example:
+    """Draw one sequence of ``task`` at ``size`` (seeded) and run ``model`` on it, with the
+    memory trace when the model is an NTM."""
+    batch = task.sample(jax.random.key(seed), 1, **size)
+    if isinstance(model, NTM):
+        logits, _, trace = model(batch.inputs, return_trace=True)
+    else:
+        (logits, _), trace = model(batch.inputs), None
+    return Example(batch, logits, trace)
+
+
+def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
+                  example: Example | None = None) -> Figure:
     """What the NTM does on one sequence of ``task`` at ``size``: a column of panels sharing
     the time axis, inputs, targets and outputs first, then per write head its add vectors and
-    write weighting, then per read head its read weighting."""
-    batch = task.sample(jax.random.key(seed), 1, **size)
-    logits, _, trace = model(batch.inputs, return_trace=True)
+    write weighting, then per read head its read weighting and the vectors it read. Weighting
+    panels show the band of memory rows the heads visit (which may wrap past the last row),
+    labelled with the rows' numbers.
+
+    ``example`` (from ``run_example``) reuses a sequence already run; otherwise one is drawn
+    with ``seed``."""
+    if not isinstance(model, NTM):
+        raise ValueError(
+            f"the memory figure shows an NTM's memory, and this model is a "
+            f"{type(model).__name__} without one; use the learning-curve or generalisation figure"
+        )
+    batch, logits, trace = example or run_example(model, task, size, seed)
     outputs = np.asarray(jax.nn.sigmoid(logits[0])) * np.asarray(batch.mask[0])[:, None]
     W, R = trace.write_weights.shape[2], trace.read_weights.shape[2]
     panels = [("inputs", np.asarray(batch.inputs[0]), "input channel", VALUES),
@@ -51,10 +82,20 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0) -> Fig
     for h in range(R):
         panels.append((f"read head {h}: read weighting", np.asarray(trace.read_weights[0, :, h]),
                        "memory row", WEIGHTS))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 1.6 * len(panels) + 1), sharex=True,
+        panels.append((f"read head {h}: read vectors", np.asarray(trace.reads[0, :, h]),
+                       "memory column", VALUES))
+    rows = _rows_in_use(np.concatenate([np.asarray(trace.write_weights[0]),
+                                        np.asarray(trace.read_weights[0])], axis=1))
+    height = 1.6 if len(panels) <= 10 else 1.2  # per panel; many heads make a tall figure
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height * len(panels) + 1), sharex=True,
                              squeeze=False, constrained_layout=True)
     for ax, (title, values, ylabel, cmap) in zip(axes[:, 0], panels):
         vmin, vmax = limits.get(title, (None, None))
+        if ylabel == "memory row":  # weightings: show only the rows the heads visit
+            values, vmin, vmax = values[:, rows], 0.0, 1.0
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+            ax.yaxis.set_major_formatter(FuncFormatter(
+                lambda y, _: str(rows[int(y)]) if 0 <= y < len(rows) and y == int(y) else ""))
         image = ax.imshow(values.T, aspect="auto", origin="lower", cmap=cmap,
                           interpolation="nearest", vmin=vmin, vmax=vmax)
         ax.set_title(title)
@@ -65,9 +106,33 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0) -> Fig
     return fig
 
 
+def _rows_in_use(weights: np.ndarray, threshold: float = 0.25, margin: int = 3) -> np.ndarray:
+    """The memory rows to show, in order: the circular band of rows that any head weights
+    above ``threshold`` at any step, widened by ``margin`` rows (all rows if that is most of
+    the memory). A band may wrap past the last row, as the heads' shifts do."""
+    N = weights.shape[-1]
+    used = weights.reshape(-1, N).max(axis=0) > threshold
+    if not used.any():
+        return np.arange(N)
+    # The band is everything outside the longest circular run of unused rows.
+    best_len, best_end, run = 0, 0, 0
+    for i in range(2 * N):
+        run = 0 if used[i % N] else run + 1
+        if run > best_len:
+            best_len, best_end = min(run, N), i
+    start = best_end + 1 - margin
+    length = N - best_len + 2 * margin
+    if length > 0.75 * N:
+        return np.arange(N)
+    return (start + np.arange(length)) % N
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The validation points of a run directory (its metrics.jsonl)."""
-    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a diffmem run directory: it has no metrics.jsonl")
+    lines = path.read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
@@ -94,8 +159,8 @@ def learning_curves(runs: dict[str, list[dict[str, Any]]], title: str = "") -> F
 
 def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=None,
                           seed: int = 0) -> Figure:
-    """Targets above outputs for one sequence at each size, and, when ``rows`` (from
-    ``diffmem.train.evaluate``) are given, the bits per sequence against size."""
+    """Targets above outputs for one sequence at each size (paper Figures 4 and 5), and, when
+    ``rows`` (from ``diffmem.train.evaluate``) are given, bits per sequence against size."""
     n = len(sizes) + (1 if rows else 0)
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 1), squeeze=False,
                              constrained_layout=True)
@@ -105,20 +170,25 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
         mask = np.asarray(batch.mask[0]).astype(bool)
         targets = np.asarray(batch.targets[0])[mask]
         outputs = np.asarray(jax.nn.sigmoid(logits[0]))[mask]
-        gap = np.full((1, targets.shape[1]), np.nan)
-        ax.imshow(np.concatenate([targets, gap, outputs]).T, aspect="auto", origin="lower",
-                  cmap=VALUES, interpolation="nearest", vmin=0, vmax=1)
-        ax.axvline(len(targets), color="white", linewidth=2)
-        ax.set_title(f"{task.describe_size(size)}: targets (left) and outputs (right)")
+        C = targets.shape[1]
+        gap = np.full((len(targets), 1), np.nan)
+        # Outputs in the lower band, targets in the upper one, one column per output step.
+        ax.imshow(np.concatenate([outputs, gap, targets], axis=1).T, aspect="auto",
+                  origin="lower", cmap=VALUES, interpolation="nearest", vmin=0, vmax=1)
+        ax.set_yticks([(C - 1) / 2, C + 1 + (C - 1) / 2], ["outputs", "targets"])
+        ax.set_title(f"{task.describe_size(size)}: targets (top) and outputs (bottom)")
         ax.set_xlabel("output step")
-        ax.set_ylabel("channel")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("channels")
     if rows:
         ax = axes[-1, 0]
         labels = [r["label"] for r in rows]
-        ax.plot(range(len(rows)), [r["bits"] for r in rows], "o-", label="model")
+        floor = lambda v: max(v, 1e-4)  # noqa: E731 (a log scale cannot show 0)
+        ax.plot(range(len(rows)), [floor(r["bits"]) for r in rows], "o-", label="model")
         if any("optimal_bits" in r for r in rows):
-            ax.plot(range(len(rows)), [r.get("optimal_bits", np.nan) for r in rows], "s--",
-                    label="optimal predictor")
+            ax.plot(range(len(rows)), [floor(r.get("optimal_bits", np.nan)) for r in rows],
+                    "s--", label="optimal predictor")
+        ax.set_yscale("log")
         ax.set_xticks(range(len(rows)), labels)
         ax.set_xlabel("size")
         ax.set_ylabel("bits per sequence")
@@ -126,3 +196,58 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
         ax.legend()
     fig.suptitle(f"{task.name}: generalisation")
     return fig
+
+
+FIGURES = ("memory", "curves", "generalisation")
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory's resolved configuration (its config.json), as a dict."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} is not a diffmem run directory: it has no config.json")
+    return json.loads(path.read_text())
+
+
+def run_label(run_dir: str | Path) -> str:
+    """A legend label for a run: its model, preset and seed."""
+    c = read_config(run_dir)
+    return f"{c['model']['kind']} ({c['preset']}, seed {c['train']['seed']})"
+
+
+def run_figure(name: str, run_dir: str | Path, *, size: dict[str, Any] | None = None,
+               sizes: list[dict[str, Any]] | None = None, compare: tuple = (),
+               seed: int = 0) -> Figure:
+    """Figure ``name`` (one of FIGURES) for the run in ``run_dir``.
+
+    - memory: one sequence at ``size`` (default: the task's example size, beyond training).
+    - curves: this run's learning curves, overlaid with those of the ``compare`` run dirs.
+    - generalisation: examples and error at ``sizes`` (default: the task's evaluation sizes,
+      with the errors from the run's summary.json when it has them).
+    """
+    from diffmem import tasks
+    from diffmem.models import load
+    from diffmem.train import evaluate
+
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; the figures are: {', '.join(FIGURES)}")
+    run_dir = Path(run_dir)
+    if name == "curves":
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for d in (run_dir, *compare):
+            label = run_label(d)
+            runs[label if label not in runs else f"{label} {Path(d).name}"] = read_metrics(d)
+        return learning_curves(runs, title=f"{read_config(run_dir)['task']}: learning curves")
+    model, config = load(run_dir)
+    task = tasks.get(config.task)
+    if name == "memory":
+        return memory_figure(model, task, task.example_size if size is None else size, seed)
+    rows = None
+    summary = run_dir / "summary.json"
+    if sizes is None:
+        sizes = list(task.eval_sizes)
+        if summary.is_file():
+            rows = json.loads(summary.read_text())["generalisation"]
+    if rows is None:
+        rows = evaluate(model, task, sizes, count=config.train.eval_count)
+    return generalisation_figure(model, task, sizes, rows, seed)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from tensorboardX import SummaryWriter
 
 from diffmem import checkpoint, losses, tasks
 from diffmem.config import Config, TrainConfig, paper_parameters, validate
@@ -33,6 +34,7 @@ from diffmem.tasks import Batch, Task
 VALIDATION_SEED = 2014
 EVALUATION_SEED = 1410
 EVAL_BATCH = 256
+TENSORBOARD_DIR = "tensorboard"  # inside the run directory
 
 def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013)."""
@@ -218,7 +220,8 @@ def train_and_evaluate(
 ) -> Run:
     """Train ``config`` in ``run_dir`` until a budget or the early-stop target, then evaluate.
 
-    Writes ``config.json``, ``metrics.jsonl`` (one object per validation point),
+    Writes ``config.json``, ``metrics.jsonl`` (one object per validation point), TensorBoard
+    event files under ``tensorboard/`` (unless ``config.train.tensorboard`` is False),
     ``checkpoint.safetensors`` (after every validation point and at the end) and
     ``summary.json``. With ``resume=True`` continues the run saved in ``run_dir`` exactly.
     """
@@ -239,11 +242,12 @@ def train_and_evaluate(
     if resume:
         tensors, header = checkpoint.read(ckpt_path)
         saved = Config.from_dict(header["config"])
-        budgets = dict(sequences=t.sequences, minutes=t.minutes, early_stop=t.early_stop)
+        budgets = dict(sequences=t.sequences, minutes=t.minutes, early_stop=t.early_stop,
+                       tensorboard=t.tensorboard)
         if saved.replace(train=budgets) != config:
             raise checkpoint.CheckpointError(
                 f"{ckpt_path} was written with a different configuration; a resumed run may "
-                "change only its budgets (sequences, minutes, early stop)"
+                "change only its budgets (sequences, minutes, early stop) and TensorBoard logging"
             )
         nnx.update(model, checkpoint.restore_state(ckpt_path, nnx.state(model), tensors))
         params = nnx.state(model, nnx.Param)
@@ -301,6 +305,16 @@ def train_and_evaluate(
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - start_time
 
+    # TensorBoard: a resumed run drops the events logged after its checkpoint, as it does
+    # the lines of metrics.jsonl, so that both show one curve.
+    tensorboard = None
+    if t.tensorboard:
+        tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
+                                    purge_step=counters["sequences"] + 1 if resume else None)
+        if not resume:
+            tensorboard.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2)
+                                 + "\n```", 0)
+
     val = None
     try:
         while counters["sequences"] < t.sequences:
@@ -337,6 +351,8 @@ def train_and_evaluate(
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record, allow_nan=False) + "\n")
             reporter.log(record)
+            if tensorboard is not None:
+                _log_scalars(tensorboard, record, float(np.mean(stacked["grad_norm"])))
             pending.clear()
             last_log_time, last_log_sequences = now, counters["sequences"]
 
@@ -374,6 +390,8 @@ def train_and_evaluate(
         raise
     finally:
         reporter.stop()
+        if tensorboard is not None:
+            tensorboard.close()
 
     save(status)
     model = nnx.merge(graphdef, state.params, rest)
@@ -406,6 +424,21 @@ def train_and_evaluate(
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     reporter.summary(summary)
     return Run(model, summary)
+
+
+def _log_scalars(writer: SummaryWriter, record: dict[str, Any], grad_norm: float) -> None:
+    """One validation point's metrics as TensorBoard scalars, against sequences seen."""
+    scalars = {
+        "train/loss": record["loss"], "train/bits_per_sequence": record["bits"],
+        "train/bit_errors_per_sequence": record["bit_errors"], "train/grad_norm": grad_norm,
+        "validation/bits_per_sequence": record["val_bits"],
+        "validation/bit_errors_per_sequence": record["val_bit_errors"],
+        "speed/sequences_per_second": record["sequences_per_second"],
+    }
+    for tag, value in scalars.items():
+        if value is not None and math.isfinite(value):
+            writer.add_scalar(tag, value, record["sequences"])
+    writer.flush()
 
 
 class Reporter:

@@ -29,6 +29,7 @@ class AssociativeRecall(Task):
     name = "associative-recall"
     target_bits = 0.1
     eval_sizes = tuple({"items": k} for k in (6, 8, 10, 12, 15, 20))
+    example_size = {"items": 10}
     item_steps = 3  # vectors per item
 
     def __init__(self, min_items: int = 2, max_items: int = 6, bits: int = 6):
@@ -40,6 +41,9 @@ class AssociativeRecall(Task):
         self.min_items, self.max_items, self.bits = min_items, max_items, bits
         self.input_size = bits + 2  # the bits, the item delimiter and the query delimiter
         self.output_size = bits
+
+    def training_range(self) -> str:
+        return f"{self.min_items} to {self.max_items} items"
 
     def sample(self, key: jax.Array, batch_size: int, items: int | None = None) -> Batch:
         """``items=k`` fixes the number of items; None draws it from the training range."""

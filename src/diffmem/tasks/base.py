@@ -37,6 +37,13 @@ class Task(abc.ABC):
     target_bits_above_optimum: float | None = None
     # The sizes at which ``diffmem eval`` measures generalisation, by default.
     eval_sizes: tuple[Any, ...]
+    # One size beyond the training range, for memory figures and ``diffmem demo`` ({}: the
+    # training distribution, for tasks without size controls).
+    example_size: dict[str, Any] = {}
+
+    def training_range(self) -> str:
+        """What the task trains on, in words (shown beside results beyond it)."""
+        return "its training distribution"
 
     @abc.abstractmethod
     def sample(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:

@@ -26,6 +26,7 @@ class Copy(Task):
     name = "copy"
     target_bits = 0.05
     eval_sizes = tuple({"length": L} for L in (10, 20, 30, 50, 80, 120))
+    example_size = {"length": 40}
 
     def __init__(self, min_length: int = 1, max_length: int = 20, bits: int = 8):
         if not 1 <= min_length <= max_length:
@@ -36,6 +37,9 @@ class Copy(Task):
         self.min_length, self.max_length, self.bits = min_length, max_length, bits
         self.input_size = bits + 1  # the bits and the delimiter flag
         self.output_size = bits
+
+    def training_range(self) -> str:
+        return f"lengths {self.min_length} to {self.max_length}"
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None) -> Batch:
         """``length=None`` draws each sequence's L from the training range, ``length=L`` fixes it."""

@@ -41,6 +41,9 @@ class DynamicNGrams(Task):
         self.length, self.context = length, context
         self.input_size = self.output_size = 1
 
+    def training_range(self) -> str:
+        return f"sequences of {self.length} bits from random {self.context}-bit-context tables"
+
     def sample(self, key: jax.Array, batch_size: int) -> Batch:
         """A batch of ``batch_size`` sequences, each with its own fresh probability table."""
         key_table, key_bits = jax.random.split(key)

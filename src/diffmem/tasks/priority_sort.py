@@ -38,6 +38,9 @@ class PrioritySort(Task):
         self.input_size = bits + 2  # the bits, the priority and the delimiter
         self.output_size = bits
 
+    def training_range(self) -> str:
+        return f"{self.items} vectors, the {self.outputs} with highest priority sorted"
+
     def sample(self, key: jax.Array, batch_size: int) -> Batch:
         key_bits, key_priority = jax.random.split(key)
         n, out = self.items, self.outputs

@@ -36,6 +36,7 @@ class RepeatCopy(Task):
         {"length": 20, "repeats": 10},
         {"length": 10, "repeats": 20},
     )
+    example_size = {"length": 12, "repeats": 10}
 
     def __init__(self, min_length: int = 1, max_length: int = 10, min_repeats: int = 1,
                  max_repeats: int = 10, bits: int = 8):
@@ -54,6 +55,9 @@ class RepeatCopy(Task):
         span = max_repeats - min_repeats + 1
         self.count_mean = (min_repeats + max_repeats) / 2
         self.count_std = math.sqrt((span * span - 1) / 12) or 1.0
+
+    def training_range(self) -> str:
+        return f"lengths {self.min_length} to {self.max_length}, {self.min_repeats} to {self.max_repeats} repeats"
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
                repeats: int | None = None) -> Batch:

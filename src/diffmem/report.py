@@ -1,0 +1,96 @@
+"""``diffmem report RUN_DIR``: one self-contained HTML page about a run.
+
+The page embeds its figures as PNG data, so it can be mailed or archived as one file. Its
+sections: summary, configuration, learning curves, evaluation beyond the training range,
+memory use, generalisation examples, and every validation point. The layout is a Jinja2
+template (templates/report.html.j2) with autoescaping on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from diffmem import __version__, checkpoint, plots, tasks
+
+SECTIONS = ("summary", "configuration", "learning-curves", "evaluation", "memory",
+            "generalisation", "validation-points")
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plots.plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _flatten(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            rows += [(f"{key}.{k}", v) for k, v in value.items()]
+        else:
+            rows.append((key, value))
+    return rows
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 size: dict[str, Any] | None = None, seed: int = 0) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default RUN_DIR/report.html); return its path.
+
+    ``size`` and ``seed`` choose the memory figure's sequence (default: the task's example
+    size, beyond the training range)."""
+    from diffmem.models import load
+    from diffmem.train import evaluate
+
+    run_dir = Path(run_dir)
+    config = plots.read_config(run_dir)
+    metrics = plots.read_metrics(run_dir)
+    task = tasks.get(config["task"])
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    notes: dict[str, str] = {}
+    figures: dict[str, str] = {}
+
+    if metrics:
+        figures["learning-curves"] = _png(plots.run_figure("curves", run_dir))
+    else:
+        notes["learning-curves"] = "No validation point has been logged yet."
+    rows = summary["generalisation"] if summary else None
+    if (run_dir / checkpoint.FILENAME).is_file():
+        model, cfg = load(run_dir)
+        if rows is None:
+            rows = evaluate(model, task, list(task.eval_sizes), count=cfg.train.eval_count)
+        if config["model"]["kind"] == "lstm":
+            notes["memory"] = "The LSTM baseline has no external memory to show."
+        else:
+            size = task.example_size if size is None else size
+            figures["memory"] = _png(plots.memory_figure(model, task, size, seed))
+            notes["memory"] = (f"One sequence at {task.describe_size(size)} (seed {seed}); the "
+                               f"task trains on {task.training_range()}.")
+        figures["generalisation"] = _png(
+            plots.generalisation_figure(model, task, list(task.eval_sizes), rows, seed))
+    else:
+        for name in ("evaluation", "memory", "generalisation"):
+            notes[name] = f"The run has no {checkpoint.FILENAME} yet, so there is no model."
+
+    template = jinja2.Environment(
+        loader=jinja2.PackageLoader("diffmem", "templates"), autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    ).get_template("report.html.j2")
+    page = template.render(
+        title=f"diffmem: {config['task']}, {config['model']['kind']} ({config['preset']})",
+        run_dir=str(run_dir), summary=summary, config_rows=_flatten(config), metrics=metrics,
+        rows=rows or [], figures=figures, notes=notes, training_range=task.training_range(),
+        has_optimum=any("optimal_bits" in r for r in rows or []),
+        created=time.strftime("%Y-%m-%d %H:%M:%S %Z"), version=__version__,
+    )
+    out = Path(out) if out is not None else run_dir / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out
