@@ -1,27 +1,14 @@
 """Every figure is drawn from a tiny run without error and has the expected panels."""
 
 import matplotlib
+import numpy as np
 import pytest
+from flax import nnx
 
 import diffmem
 from diffmem import plots, tasks
-from diffmem.train import evaluate, train_and_evaluate
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from diffmem.config import resolve
-
-    config = resolve("copy").replace(
-        model=dict(controller_size=16, memory_rows=16, memory_width=6, read_heads=2,
-                   write_heads=1),
-        train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
-                   eval_count=4),
-    )
-    run_dir = tmp_path_factory.mktemp("run")
-    train_and_evaluate(config, run_dir)
-    model, _ = diffmem.load(run_dir)
-    return run_dir, model
+from diffmem.cli import main
+from diffmem.train import evaluate
 
 
 def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_run, tmp_path):
@@ -59,3 +46,32 @@ def test_generalisation_figure_has_one_panel_per_size_and_an_error_panel(tiny_ru
     assert titles == ["length 4: targets (top) and outputs (bottom)",
                       "length 9: targets (top) and outputs (bottom)", "error against size"]
     assert isinstance(fig, matplotlib.figure.Figure)
+
+
+def test_weighting_panels_show_the_band_of_rows_in_use_even_when_it_wraps():
+    w = np.zeros((6, 1, 128))
+    w[0, 0, 0] = w[1, 0, 127] = w[2, 0, 120] = 1.0  # heads moving backwards past row 0
+    assert plots._rows_in_use(w).tolist() == list(range(117, 128)) + [0, 1, 2, 3]
+    w = np.zeros((6, 1, 128))
+    w[0, 0, 10] = w[1, 0, 20] = 1.0
+    assert plots._rows_in_use(w).tolist() == list(range(7, 24))
+    assert plots._rows_in_use(np.full((2, 1, 128), 1 / 128)).tolist() == list(range(128))
+
+
+def test_memory_figure_of_a_model_without_memory_says_so():
+    model = diffmem.LSTM(9, 8, hidden_size=4, layers=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="LSTM without one"):
+        plots.memory_figure(model, tasks.get("copy"), {"length": 3})
+
+
+def test_plot_command_writes_every_figure_of_a_run(tiny_run, tmp_path, capsys):
+    run_dir, _ = tiny_run
+    code = main(["plot", str(run_dir), "--size", "5", "--compare", str(run_dir),
+                 "--out-dir", str(tmp_path)])
+    assert code == 0
+    for name in plots.FIGURES:
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(run_dir), "--figure", "attention"]) == 2
+    assert "not one of: all, memory, curves, generalisation" in capsys.readouterr().out
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().out

@@ -50,7 +50,7 @@ def test_batches_are_a_function_of_seed_and_step(tiny_config):
         np.testing.assert_array_equal(x, y)
 
 
-def test_a_run_writes_config_metrics_checkpoint_and_summary(tmp_path, tiny_config):
+def test_a_run_writes_config_metrics_checkpoint_summary_and_events(tmp_path, tiny_config):
     run = train_and_evaluate(tiny_config, tmp_path / "run")
     d = tmp_path / "run"
     assert json.loads((d / "config.json").read_text()) == tiny_config.to_dict()
@@ -64,6 +64,13 @@ def test_a_run_writes_config_metrics_checkpoint_and_summary(tmp_path, tiny_confi
     assert [g["size"]["length"] for g in summary["generalisation"]] == [10, 20, 30, 50, 80, 120]
     assert (d / checkpoint.FILENAME).exists()
     assert not list(d.glob("*.tmp"))
+    # The same validation points as TensorBoard scalars, against sequences seen.
+    scalars = _tensorboard_scalars(d / "tensorboard")
+    val = scalars["validation/bits_per_sequence"]
+    assert [step for step, _ in val] == [16, 32]
+    np.testing.assert_allclose([v for _, v in val], [l["val_bits"] for l in lines], rtol=1e-6)
+    assert {"train/loss", "train/bits_per_sequence", "train/grad_norm",
+            "validation/bit_errors_per_sequence", "speed/sequences_per_second"} <= set(scalars)
 
 
 def test_loaded_model_reproduces_the_trained_models_outputs(tmp_path, tiny_config):
@@ -217,3 +224,28 @@ def test_ngrams_runs_report_the_optimal_predictor_and_a_relative_target(tmp_path
     assert 50 < optimum < 200
     assert summary["target_bits"] == pytest.approx(optimum + 2.0)
     assert "optimal_bits" in summary["generalisation"][0]
+
+
+def _tensorboard_scalars(log_dir):
+    """{tag: [(step, value), ...]} from every event file under ``log_dir``."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars = {}
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):  # TFRecord: length, its CRC, the record, its CRC
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_tensorboard_logging_can_be_turned_off(tmp_path, tiny_config):
+    train_and_evaluate(tiny_config.replace(train=dict(tensorboard=False)), tmp_path)
+    assert not (tmp_path / "tensorboard").exists()
+    assert (tmp_path / "metrics.jsonl").read_text()

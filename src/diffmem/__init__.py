@@ -3,16 +3,20 @@
     import diffmem
     model, config = diffmem.load("runs/copy")
     logits, state = model(inputs)          # (B, T, C_in) -> (B, T, C_out)
+    model, config, info = diffmem.load_pretrained("copy")   # shipped, trained, no training
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
 NTM), ``lstm`` (the paper's LSTM baseline), ``tasks`` (the paper's five tasks by name),
-``losses``, ``config``, ``train``.
+``losses``, ``config``, ``train``, ``plots`` (the paper's figures), ``report`` (an HTML page
+per run), ``demo`` (the pretrained models shipped in the package).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
+from diffmem.demo import load_pretrained  # noqa: E402
 from diffmem.lstm import LSTM  # noqa: E402
 from diffmem.models import build_model, load  # noqa: E402
 from diffmem.ntm import NTM, NTMCell, NTMState, Trace  # noqa: E402
 
-__all__ = ["LSTM", "NTM", "NTMCell", "NTMState", "Trace", "build_model", "load", "__version__"]
+__all__ = ["LSTM", "NTM", "NTMCell", "NTMState", "Trace", "build_model", "load",
+           "load_pretrained", "__version__"]

@@ -164,12 +164,18 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
     n = len(sizes) + (1 if rows else 0)
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 1), squeeze=False,
                              constrained_layout=True)
-    for ax, size in zip(axes[:, 0], sizes):
-        batch = task.sample(jax.random.key(seed), 1, **size)
-        logits, *_ = model(batch.inputs)
-        mask = np.asarray(batch.mask[0]).astype(bool)
-        targets = np.asarray(batch.targets[0])[mask]
-        outputs = np.asarray(jax.nn.sigmoid(logits[0]))[mask]
+    # One sequence per size, right-padded to a common length and run as one batch: outputs
+    # at real steps do not depend on later steps, and one compilation serves every size.
+    examples = [task.sample(jax.random.key(seed), 1, **size) for size in sizes]
+    T = max(b.inputs.shape[1] for b in examples)
+    pad = lambda a: np.pad(np.asarray(a), [(0, 0), (0, T - a.shape[1])] + [(0, 0)] * (a.ndim - 2))  # noqa: E731
+    inputs, all_targets, masks = (np.concatenate([pad(getattr(b, f)) for b in examples])
+                                  for f in ("inputs", "targets", "mask"))
+    logits, *_ = model(inputs)
+    probabilities = np.asarray(jax.nn.sigmoid(logits))
+    for i, (ax, size) in enumerate(zip(axes[:, 0], sizes)):
+        mask = masks[i].astype(bool)
+        targets, outputs = all_targets[i][mask], probabilities[i][mask]
         C = targets.shape[1]
         gap = np.full((len(targets), 1), np.nan)
         # Outputs in the lower band, targets in the upper one, one column per output step.

@@ -1,0 +1,92 @@
+"""`diffmem report`: one self-contained page with every section, rendered by a real browser."""
+
+import base64
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from diffmem.cli import main
+from diffmem.report import SECTIONS, write_report
+
+
+class _Page(HTMLParser):
+    """The section ids, image sources and text of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.images, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        assert not (tag in ("img", "script", "link") and "http" in (attrs.get("src") or "")), \
+            "the page must not load anything from the network"
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path):
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def test_report_has_every_section_with_embedded_figures(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = write_report(run_dir, tmp_path / "report.html", size={"length": 5})
+    page = _parse(out)
+    assert page.sections == list(SECTIONS)
+    assert len(page.images) == 3  # learning curves, memory use, generalisation
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    text = " ".join(page.text)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for expected in ("model.memory_rows", "train.batch_size", "length 120", summary["status"],
+                     "lengths 1 to 20", "One sequence at length 5"):
+        assert expected in text
+    assert f"{summary['validation']['bits']:.4f}" in text
+
+
+def test_report_of_a_run_without_a_checkpoint_says_what_is_missing(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    for name in ("config.json", "metrics.jsonl"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    page = _parse(write_report(tmp_path))
+    assert page.sections == list(SECTIONS)
+    assert len(page.images) == 1  # the learning curves need only metrics.jsonl
+    text = " ".join(page.text)
+    assert "has no summary.json" in text and "diffmem train --resume" in text
+    assert "no checkpoint.safetensors yet" in text
+
+
+def test_report_command_writes_into_the_run_directory(tiny_run, tmp_path, capsys):
+    run_dir, _ = tiny_run
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--size", "4"]) == 0
+    assert "r.html" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "not a diffmem run directory" in capsys.readouterr().out
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
+def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = write_report(run_dir, tmp_path / "report.html", size={"length": 5})
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", out.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout
+    # The page's own script counts the images the browser decoded.
+    assert 'data-figures="3"' in dom
+    assert 'data-figures-rendered="3"' in dom
