@@ -22,16 +22,15 @@ CURVES = [
     ("copy", [("copy-ntm-lstm-default", "NTM, LSTM controller"),
               ("copy-ntm-ff-default", "NTM, feed-forward controller"),
               ("copy-lstm-default", "LSTM")]),
-    ("associative-recall", [("associative-recall-ntm-ff-paper", "NTM, feed-forward (paper training)"),
-                            ("associative-recall-ntm-lstm-paper", "NTM, LSTM (paper training)"),
-                            ("associative-recall-lstm-default", "LSTM")]),
+    ("associative-recall", [
+        ("associative-recall-ntm-ff-paper", "NTM, feed-forward (paper training)"),
+        ("associative-recall-ntm-lstm-paper", "NTM, LSTM (paper training)"),
+        ("associative-recall-lstm-default", "LSTM")]),
 ]
 
 
 def save(fig, name: str) -> None:
-    path = OUT / name
-    fig.savefig(path, dpi=80)
-    plots.plt.close(fig)
+    path = plots.save(fig, OUT / name, dpi=80)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 

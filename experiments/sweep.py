@@ -53,7 +53,16 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Seeds already in the results file are kept, so an interrupted sweep can be run again.
-    results = json.loads(out.read_text())["runs"] if out.exists() else []
+    results = []
+    if out.exists():
+        earlier = json.loads(out.read_text())
+        settings = {"task": args.task, "model": args.model, "preset": args.preset,
+                    "overrides": args.set, "minutes_per_seed": base.train.minutes}
+        differ = {k: earlier.get(k) for k, v in settings.items() if earlier.get(k) != v}
+        if differ:
+            raise SystemExit(f"{out} holds a sweep with other settings ({differ}); "
+                             "choose another --out")
+        results = earlier["runs"]
     done = {r["seed"] for r in results}
     for seed in parse_seeds(args.seeds):
         if seed in done:

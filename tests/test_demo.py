@@ -46,8 +46,21 @@ def test_demo_of_a_task_without_a_pretrained_model_lists_those_with_one(capsys):
     assert "unknown task 'sorting'" in capsys.readouterr().out
 
 
+def test_demo_rejects_bad_options_before_running(tmp_path, capsys):
+    assert main(["demo", "dynamic-ngrams", "--size", "5"]) == 2
+    assert "no size controls" in capsys.readouterr().out
+    assert main(["demo", "copy", "--length", "0"]) == 2
+    assert "'0'" in capsys.readouterr().out
+    assert main(["demo", "copy", "--out", str(tmp_path / "figure.svg")]) == 2
+    assert "must name a .png file" in capsys.readouterr().out
+    assert main(["demo", "copy", "--seed", "-2"]) == 2
+    assert "--seed -2" in capsys.readouterr().out
+
+
 def test_demo_runs_from_the_installed_package(tmp_path):
-    """Outside the source tree, so that the weights come from the installed package data."""
+    """Outside the source tree, so that the weights come from the installed package data
+    (CI installs the package from a wheel, not in editable mode, so this checks that the
+    weights are packaged)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-m", "diffmem", "demo", "associative-recall", "--seed", "1"],

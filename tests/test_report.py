@@ -73,6 +73,8 @@ def test_report_command_writes_into_the_run_directory(tiny_run, tmp_path, capsys
     assert "r.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a diffmem run directory" in capsys.readouterr().out
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "no" / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().out
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -90,3 +92,23 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     # The page's own script counts the images the browser decoded.
     assert 'data-figures="3"' in dom
     assert 'data-figures-rendered="3"' in dom
+
+
+def test_report_of_a_run_stopped_by_a_non_finite_loss_shows_dashes(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    for name in ("config.json", "checkpoint.safetensors"):
+        shutil.copy(run_dir / name, tmp_path / name)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    last = {**json.loads(lines[-1]), "loss": None, "bits": None, "val_bits": None}
+    (tmp_path / "metrics.jsonl").write_text(lines[0] + "\n" + json.dumps(last) + "\n")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["validation"]["bits"] = None
+    summary["generalisation"][-1]["bits"] = None
+    del summary["paper_parameters"]  # as in the summaries of diffmem 0.1
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = _parse(write_report(tmp_path, size={"length": 3}))
+    assert page.sections == list(SECTIONS) and len(page.images) == 3
+    assert "None" not in " ".join(page.text) and "nan" not in " ".join(page.text)
+    (tmp_path / "summary.json").write_text("{not json")
+    with pytest.raises(ValueError, match="summary.json is not valid JSON"):
+        write_report(tmp_path)

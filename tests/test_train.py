@@ -10,6 +10,7 @@ import diffmem
 from diffmem import checkpoint, tasks
 from diffmem.config import ConfigError, resolve
 from diffmem.models import build_model
+from diffmem.report import write_report
 from diffmem.tasks.copy import Copy
 from diffmem.train import TrainState, make_optimizer, make_train_step, train_and_evaluate
 
@@ -98,6 +99,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
     metrics = lambda d: [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
     drop_timing = lambda rows: [{k: v for k, v in r.items() if "second" not in k} for r in rows]
     assert drop_timing(metrics(tmp_path / "whole")) == drop_timing(metrics(tmp_path / "split"))
+    whole_tb = _tensorboard_scalars(tmp_path / "whole" / "tensorboard")
+    split_tb = _tensorboard_scalars(tmp_path / "split" / "tensorboard")
+    assert whole_tb["validation/bits_per_sequence"] == split_tb["validation/bits_per_sequence"]
 
 
 def test_resuming_with_a_different_model_is_refused(tmp_path, tiny_config):
@@ -126,6 +130,7 @@ def test_a_damaged_checkpoint_gives_an_error_naming_the_file(tmp_path, tiny_conf
     (dict(train=dict(lr=float("nan"))), "lr"),
     (dict(train=dict(optimizer="sgd")), "sgd"),
     (dict(model=dict(shift_radius=64)), "shift_radius"),
+    (dict(train=dict(tensorboard="yes")), "tensorboard"),
 ])
 def test_invalid_configuration_is_rejected_before_training(tmp_path, override, field):
     from diffmem.config import validate
@@ -211,6 +216,10 @@ def test_lstm_baseline_trains_and_evaluates_like_an_ntm(tmp_path):
     assert loaded == config
     x = tasks.get("copy").sample(jax.random.key(1), 2, length=4).inputs
     np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
+    # Its report has every section, and says that there is no memory to show.
+    page = write_report(tmp_path / "run").read_text()
+    assert page.count("data:image/png;base64,") == 2  # learning curves, generalisation
+    assert "The LSTM baseline has no external memory to show." in page
 
 
 def test_ngrams_runs_report_the_optimal_predictor_and_a_relative_target(tmp_path):
@@ -227,10 +236,11 @@ def test_ngrams_runs_report_the_optimal_predictor_and_a_relative_target(tmp_path
 
 
 def _tensorboard_scalars(log_dir):
-    """{tag: [(step, value), ...]} from every event file under ``log_dir``."""
+    """{tag: [(step, value), ...]} from the event files under ``log_dir``, in the order
+    written, dropping the points a resumed run purged (as TensorBoard does)."""
     import struct
 
-    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
 
     scalars = {}
     for path in sorted(log_dir.glob("events.out.tfevents.*")):
@@ -239,6 +249,9 @@ def _tensorboard_scalars(log_dir):
             (length,) = struct.unpack("<Q", data[at:at + 8])
             event = Event.FromString(data[at + 12:at + 12 + length])
             at += 12 + length + 4
+            if event.session_log.status == SessionLog.START:  # a resumed run's purge
+                scalars = {tag: [(step, v) for step, v in points if step < event.step]
+                           for tag, points in scalars.items()}
             for value in event.summary.value:
                 if value.HasField("simple_value"):
                     scalars.setdefault(value.tag, []).append((event.step, value.simple_value))

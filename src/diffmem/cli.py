@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad values, damaged checkpoints, unusable paths
         if os.environ.get("DIFFMEM_DEBUG"):
             raise
-        console.print(f"[red]error:[/red] {err}", highlight=False)
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         return 2
 
 
@@ -236,16 +236,18 @@ def _plot(args: argparse.Namespace) -> int:
     size = _size(task, args.size)
     sizes = None if args.sizes is None else [task.parse_size(v.strip())
                                              for v in args.sizes.split(",")]
+    seed = _seed(args.seed)
+    for other in args.compare:
+        plots.read_config(other)  # each run to overlay is checked before any figure is drawn
     if args.figure == "all" and plots.read_config(args.run_dir)["model"]["kind"] == "lstm":
-        names = tuple(n for n in names if n != "memory")  # the LSTM baseline has no memory
+        names = tuple(n for n in names if n != "memory")
+        console.print("The LSTM baseline has no memory, so there is no memory figure.")
     out_dir = Path(args.out_dir or Path(args.run_dir) / "figures")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         fig = plots.run_figure(name, args.run_dir, size=size, sizes=sizes,
-                               compare=tuple(args.compare), seed=_seed(args.seed))
-        path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        plots.plt.close(fig)
+                               compare=tuple(args.compare), seed=seed)
+        path = plots.save(fig, out_dir / f"{name}.png")
         console.print(f"wrote {path}", highlight=False)
     return 0
 
@@ -265,6 +267,11 @@ def _demo(args: argparse.Namespace) -> int:
     demo.pretrained_path(args.task)  # a clear error before any work
     task = tasks.get(args.task)
     seed = None if args.seed is None else _seed(args.seed)
+    out = Path(args.out or f"demo-{args.task}.png")
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {str(out)!r} must name a .png file, e.g. demo-{args.task}.png")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {str(out)!r}: the folder {out.parent} does not exist")
     r = demo.run(args.task, _size(task, args.size), seed)
     info = r.info
     console.print(
@@ -283,10 +290,7 @@ def _demo(args: argparse.Namespace) -> int:
         cells.append(f"{r.metrics['optimal_bits']:.4f}")
     table.add_row(*cells)
     console.print(table)
-    out = Path(args.out or f"demo-{args.task}.png")
-    fig = plots.memory_figure(r.model, task, r.size, example=r.example)
-    fig.savefig(out, dpi=100)
-    plots.plt.close(fig)
+    plots.save(plots.memory_figure(r.model, task, r.size, example=r.example), out)
     console.print(f"wrote the memory figure to {out}; rerun this sequence with --seed {r.seed}",
                   highlight=False)
     return 0

@@ -249,6 +249,9 @@ def validate(config: Config) -> Config:
     if t.lr_half_life is not None:
         _positive_int("train.lr_half_life", t.lr_half_life)
     _positive_float("train.lr_min", t.lr_min)
+    for name in ("early_stop", "tensorboard"):
+        if not isinstance(getattr(t, name), bool):
+            raise ConfigError(f"train.{name}={getattr(t, name)!r} must be true or false")
     if not isinstance(t.seed, int) or t.seed < 0:
         raise ConfigError(f"train.seed={t.seed!r} must be a non-negative integer")
     return config

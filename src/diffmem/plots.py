@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import jax
 import matplotlib
@@ -30,6 +30,20 @@ from diffmem.ntm import NTM, Trace  # noqa: E402
 from diffmem.tasks import Batch, Task  # noqa: E402
 
 VALUES, WEIGHTS = "cividis", "viridis"
+# Line colours for overlaid runs: the Okabe-Ito palette, distinguishable with any common form
+# of colour blindness.
+LINES = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+FIGURES = ("memory", "curves", "generalisation")
+
+
+def save(fig: Figure, path: str | Path | BinaryIO, dpi: int = 100):
+    """Write ``fig`` as PNG to ``path`` (a file name or a binary stream), free it, and return
+    ``path``."""
+    if isinstance(path, str):
+        path = Path(path)
+    fig.savefig(path, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 class Example(NamedTuple):
@@ -77,8 +91,8 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
     for h in range(W):
         panels.append((f"write head {h}: add vectors", np.asarray(trace.add[0, :, h]),
                        "memory column", VALUES))
-        panels.append((f"write head {h}: write weighting", np.asarray(trace.write_weights[0, :, h]),
-                       "memory row", WEIGHTS))
+        panels.append((f"write head {h}: write weighting",
+                       np.asarray(trace.write_weights[0, :, h]), "memory row", WEIGHTS))
     for h in range(R):
         panels.append((f"read head {h}: read weighting", np.asarray(trace.read_weights[0, :, h]),
                        "memory row", WEIGHTS))
@@ -98,6 +112,8 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
                 lambda y, _: str(rows[int(y)]) if 0 <= y < len(rows) and y == int(y) else ""))
         image = ax.imshow(values.T, aspect="auto", origin="lower", cmap=cmap,
                           interpolation="nearest", vmin=vmin, vmax=vmax)
+        if ylabel != "memory row":
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         fig.colorbar(image, ax=ax, pad=0.01)
@@ -127,26 +143,41 @@ def _rows_in_use(weights: np.ndarray, threshold: float = 0.25, margin: int = 3) 
     return (start + np.arange(length)) % N
 
 
+def _floor(value: float | None) -> float:
+    """A value for a log-scale axis: None (a non-finite value in the records) becomes a gap,
+    and 0 the axis' floor of 1e-4."""
+    return np.nan if value is None else max(value, 1e-4)
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The validation points of a run directory (its metrics.jsonl)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise ValueError(f"{run_dir} is not a diffmem run directory: it has no metrics.jsonl")
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {number}, is not valid JSON ({err.msg}); the file "
+                             "is damaged: remove that line or rerun") from None
+        if not isinstance(records[-1], dict) or "sequences" not in records[-1]:
+            raise ValueError(f"{path}, line {number}, is not a diffmem validation point")
+    return records
 
 
 def learning_curves(runs: dict[str, list[dict[str, Any]]], title: str = "") -> Figure:
     """Bits per sequence against sequences seen: training (thin) and validation (thick) for
     each labelled run, on a log scale."""
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
-    colours = plt.get_cmap("tab10")
     for i, (label, records) in enumerate(runs.items()):
         x = [r["sequences"] for r in records]
         for key, width, style, suffix in (("bits", 1.0, ":", "training"),
                                           ("val_bits", 2.0, "-", "validation")):
-            y = [np.nan if r[key] is None else max(r[key], 1e-4) for r in records]
-            ax.plot(x, y, style, linewidth=width, color=colours(i % 10),
+            y = [_floor(r[key]) for r in records]
+            ax.plot(x, y, style, linewidth=width, color=LINES[i % len(LINES)],
                     label=f"{label}, {suffix}")
     ax.set_yscale("log")
     ax.set_xlabel("sequences seen")
@@ -168,7 +199,8 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
     # at real steps do not depend on later steps, and one compilation serves every size.
     examples = [task.sample(jax.random.key(seed), 1, **size) for size in sizes]
     T = max(b.inputs.shape[1] for b in examples)
-    pad = lambda a: np.pad(np.asarray(a), [(0, 0), (0, T - a.shape[1])] + [(0, 0)] * (a.ndim - 2))  # noqa: E731
+    pad = lambda a: np.pad(np.asarray(a),  # noqa: E731
+                           [(0, 0), (0, T - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
     inputs, all_targets, masks = (np.concatenate([pad(getattr(b, f)) for b in examples])
                                   for f in ("inputs", "targets", "mask"))
     logits, *_ = model(inputs)
@@ -189,11 +221,11 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
     if rows:
         ax = axes[-1, 0]
         labels = [r["label"] for r in rows]
-        floor = lambda v: max(v, 1e-4)  # noqa: E731 (a log scale cannot show 0)
-        ax.plot(range(len(rows)), [floor(r["bits"]) for r in rows], "o-", label="model")
+        ax.plot(range(len(rows)), [_floor(r["bits"]) for r in rows], "o-", label="model",
+                color=LINES[0])
         if any("optimal_bits" in r for r in rows):
-            ax.plot(range(len(rows)), [floor(r.get("optimal_bits", np.nan)) for r in rows],
-                    "s--", label="optimal predictor")
+            ax.plot(range(len(rows)), [_floor(r.get("optimal_bits")) for r in rows], "s--",
+                    label="optimal predictor", color=LINES[1])
         ax.set_yscale("log")
         ax.set_xticks(range(len(rows)), labels)
         ax.set_xlabel("size")
@@ -204,15 +236,19 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
     return fig
 
 
-FIGURES = ("memory", "curves", "generalisation")
-
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """A run directory's resolved configuration (its config.json), as a dict."""
+    from diffmem.config import Config
+
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ValueError(f"{run_dir} is not a diffmem run directory: it has no config.json")
-    return json.loads(path.read_text())
+    try:
+        return Config.from_dict(json.loads(path.read_text())).to_dict()
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a valid diffmem configuration ({err}); the run "
+                         "directory is damaged or from an incompatible version") from None
 
 
 def run_label(run_dir: str | Path) -> str:

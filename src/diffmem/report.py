@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -25,18 +27,26 @@ SECTIONS = ("summary", "configuration", "learning-curves", "evaluation", "memory
 
 def _png(fig) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plots.plt.close(fig)
+    plots.save(fig, buffer)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _flatten(config: dict[str, Any]) -> list[tuple[str, Any]]:
+def _number(value: Any, spec: str = ".4f") -> str:
+    """``value`` formatted with ``spec``; "-" for a missing or non-finite one (stored as null)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _flatten(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) rows, values written as in config.json (null, true, 0.003)."""
+    show = lambda v: v if isinstance(v, str) else json.dumps(v)  # noqa: E731
     rows = []
     for key, value in config.items():
         if isinstance(value, dict):
-            rows += [(f"{key}.{k}", v) for k, v in value.items()]
+            rows += [(f"{key}.{k}", show(v)) for k, v in value.items()]
         else:
-            rows.append((key, value))
+            rows.append((key, show(value)))
     return rows
 
 
@@ -50,11 +60,18 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     from diffmem.train import evaluate
 
     run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if not out.parent.is_dir():
+        raise ValueError(f"cannot write {out}: the folder {out.parent} does not exist")
     config = plots.read_config(run_dir)
     metrics = plots.read_metrics(run_dir)
     task = tasks.get(config["task"])
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    try:
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{summary_path} is not valid JSON ({err.msg}): the file is damaged; "
+                         "remove it to report the run without its summary") from None
     notes: dict[str, str] = {}
     figures: dict[str, str] = {}
 
@@ -80,17 +97,23 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         for name in ("evaluation", "memory", "generalisation"):
             notes[name] = f"The run has no {checkpoint.FILENAME} yet, so there is no model."
 
-    template = jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("diffmem", "templates"), autoescape=True,
         undefined=jinja2.StrictUndefined,
-    ).get_template("report.html.j2")
-    page = template.render(
-        title=f"diffmem: {config['task']}, {config['model']['kind']} ({config['preset']})",
-        run_dir=str(run_dir), summary=summary, config_rows=_flatten(config), metrics=metrics,
-        rows=rows or [], figures=figures, notes=notes, training_range=task.training_range(),
-        has_optimum=any("optimal_bits" in r for r in rows or []),
-        created=time.strftime("%Y-%m-%d %H:%M:%S %Z"), version=__version__,
     )
-    out = Path(out) if out is not None else run_dir / "report.html"
+    environment.filters["number"] = _number
+    try:
+        page = environment.get_template("report.html.j2").render(
+            title=f"diffmem: {config['task']}, {config['model']['kind']} ({config['preset']})",
+            run_dir=str(run_dir),
+            resume_command=f"diffmem train --resume {shlex.quote(str(run_dir))}",
+            summary=summary, config_rows=_flatten(config), metrics=metrics, rows=rows or [],
+            figures=figures, notes=notes, training_range=task.training_range(),
+            has_optimum=any("optimal_bits" in r for r in rows or []),
+            created=time.strftime("%Y-%m-%d %H:%M:%S %Z"), version=__version__,
+        )
+    except (jinja2.UndefinedError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{summary_path} lacks what the report needs ({err}); it is damaged "
+                         "or from an incompatible version: remove it and report again") from None
     out.write_text(page, encoding="utf-8")
     return out

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tensorboardX import SummaryWriter
 
 from diffmem import checkpoint, losses, tasks
 from diffmem.config import Config, TrainConfig, paper_parameters, validate
@@ -309,6 +308,11 @@ def train_and_evaluate(
     # the lines of metrics.jsonl, so that both show one curve.
     tensorboard = None
     if t.tensorboard:
+        from tensorboardX import SummaryWriter  # imported here: it is slow to import
+
+        if not resume:  # a fresh run replaces what an attempt without a checkpoint left
+            for stale in (run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
+                stale.unlink()
         tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
                                     purge_step=counters["sequences"] + 1 if resume else None)
         if not resume:
@@ -426,7 +430,7 @@ def train_and_evaluate(
     return Run(model, summary)
 
 
-def _log_scalars(writer: SummaryWriter, record: dict[str, Any], grad_norm: float) -> None:
+def _log_scalars(writer, record: dict[str, Any], grad_norm: float) -> None:
     """One validation point's metrics as TensorBoard scalars, against sequences seen."""
     scalars = {
         "train/loss": record["loss"], "train/bits_per_sequence": record["bits"],

@@ -56,7 +56,7 @@ class Task(abc.ABC):
         """
         raise ValueError(
             f"{self.name} has no size controls, so size {text!r} cannot be used; "
-            "evaluate it without --sizes"
+            "leave out --sizes / --size (it is judged on its training distribution)"
         )
 
     def describe_size(self, sizes: dict[str, Any]) -> str:

@@ -57,7 +57,8 @@ class RepeatCopy(Task):
         self.count_std = math.sqrt((span * span - 1) / 12) or 1.0
 
     def training_range(self) -> str:
-        return f"lengths {self.min_length} to {self.max_length}, {self.min_repeats} to {self.max_repeats} repeats"
+        return (f"lengths {self.min_length} to {self.max_length}, "
+                f"{self.min_repeats} to {self.max_repeats} repeats")
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
                repeats: int | None = None) -> Batch:
