@@ -35,14 +35,24 @@ def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
       key: (..., M)
 
     Returns:
-      (..., N) similarities in [-1, 1]; all-zero rows or keys give 0, not NaN.
+      (..., N) similarities in [-1, 1]; all-zero rows or keys give 0, not NaN, and huge values
+      do not overflow.
     """
-    memory, key = jnp.asarray(memory), jnp.asarray(key)
+    memory, key = _rescale(jnp.asarray(memory)), _rescale(jnp.asarray(key))
     # einsum becomes one batched matrix product, also when a head axis broadcasts against a
     # memory of shape (B, 1, N, M); an elementwise multiply-and-sum is several times slower on
     # the CPU.
     dot = jnp.einsum("...nm,...m->...n", memory, key)  # (..., N)
     return dot / (_norm(memory) * _norm(key)[..., None])
+
+
+def _rescale(u: jax.Array) -> jax.Array:
+    """u divided by its largest magnitude over the last axis, so that squares and products
+    cannot overflow float32 (values beyond ~1e19 would). The cosine is scale-invariant, so its
+    value is unchanged, and with the scale held constant (stop_gradient) so is its gradient:
+    d/du cos(u / c, v) = cos'(u) exactly, cos' being homogeneous of degree -1."""
+    scale = jax.lax.stop_gradient(jnp.max(jnp.abs(u), axis=-1, keepdims=True))
+    return u / jnp.where(scale > 0, scale, 1.0)
 
 
 def content_weights(memory: jax.Array, key: jax.Array, beta: jax.Array) -> jax.Array:
