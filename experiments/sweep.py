@@ -35,7 +35,7 @@ def parse_seeds(text: str) -> list[int]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task")
-    p.add_argument("--model", default="ntm-lstm")
+    p.add_argument("--model", help="default: the task's default model")
     p.add_argument("--preset", default="default")
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,3,7")
     p.add_argument("--minutes", type=float,
@@ -56,7 +56,7 @@ def main() -> int:
     results = []
     if out.exists():
         earlier = json.loads(out.read_text())
-        settings = {"task": args.task, "model": args.model, "preset": args.preset,
+        settings = {"task": args.task, "model": base.model.kind, "preset": args.preset,
                     "overrides": args.set, "minutes_per_seed": base.train.minutes}
         differ = {k: earlier.get(k) for k, v in settings.items() if earlier.get(k) != v}
         if differ:
@@ -68,7 +68,7 @@ def main() -> int:
         if seed in done:
             continue
         config = base.replace(train={"seed": seed})
-        run_dir = Path(args.runs) / f"{args.task}-{args.model}-{tag}-seed{seed}-{int(time.time())}"
+        run_dir = Path(args.runs) / f"{args.task}-{base.model.kind}-{tag}-seed{seed}-{int(time.time())}"
         summary = train_and_evaluate(config, run_dir).summary
         metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
         summary["nan_points"] = sum(1 for m in metrics if m["loss"] is None)
@@ -76,7 +76,7 @@ def main() -> int:
         results.append(summary)
         print(f"seed {seed}: {summary['status']}, {summary['validation']['bits']:.4f} bits",
               file=sys.stderr, flush=True)
-        record = {"task": args.task, "model": args.model, "preset": args.preset,
+        record = {"task": args.task, "model": base.model.kind, "preset": args.preset,
                   "overrides": args.set, "minutes_per_seed": base.train.minutes,
                   "machine": machine_description(), "command": " ".join(sys.argv),
                   "runs": sorted(results, key=lambda r: r["seed"])}
@@ -88,7 +88,7 @@ def main() -> int:
 def table(results: list[dict]) -> str:
     sizes = [g["label"] for g in results[0]["generalisation"]]
     head = ["seed", "target reached", "sequences to target", "seconds to target",
-            "final val bits"] + [f"wrong bits, {s}" for s in sizes] + ["non-finite stop"]
+            "final val bits"] + [f"wrong bits, {s}" for s in sizes] + ["non-finite events"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         first = r["first_below_target"]
@@ -98,9 +98,24 @@ def table(results: list[dict]) -> str:
                f"{first['seconds']:.0f}" if first else "-",
                f"{r['validation']['bits']:.4f}"]
         row += [f"{100 * g['wrong_bit_fraction']:.2f}%" for g in r["generalisation"]]
-        row += ["yes" if r["nonfinite_stop"] else "no"]
+        row += [str(_nonfinite(r))]
         lines.append("| " + " | ".join(row) + " |")
+    reached = [r for r in results if r["reached_target"]]
+    seconds = [r["first_below_target"]["seconds"] for r in reached if r["first_below_target"]]
+    lines.append("")
+    lines.append(f"{len(reached)} of {len(results)} seeds reached the target"
+                 + (f", in {min(seconds):.0f} to {max(seconds):.0f} s (median "
+                    f"{sorted(seconds)[len(seconds) // 2]:.0f} s)" if seconds else "")
+                 + f"; non-finite events: {sum(_nonfinite(r) for r in results)}.")
     return "\n".join(lines)
+
+
+def _nonfinite(summary: dict) -> int:
+    """Non-finite events of a run: those it rolled back from and the one that stopped it
+    (summaries of diffmem 0.3 and later list them; earlier ones only say whether it stopped)."""
+    if "nonfinite_events" in summary:
+        return len(summary["nonfinite_events"])
+    return int(summary["nonfinite_stop"])
 
 
 if __name__ == "__main__":

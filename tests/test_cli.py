@@ -100,10 +100,11 @@ def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(cap
     from diffmem.config import resolve
 
     reporter = RichReporter()
-    reporter.start(resolve("associative-recall"), 64_454, 0, 1.0)
+    reporter.start(resolve("associative-recall", "ntm-lstm"), 64_454, 0, 1.0)
     reporter.stop()
     out = " ".join(capsys.readouterr().out.split())
     assert "ntm-lstm (64,454 parameters, the paper's 70,330)" in out
-    reporter.start(resolve("associative-recall").replace(model=dict(controller_size=8)), 9, 0, 1.0)
+    small = resolve("associative-recall", "ntm-lstm").replace(model=dict(controller_size=8))
+    reporter.start(small, 9, 0, 1.0)
     reporter.stop()
     assert "the paper's" not in capsys.readouterr().out

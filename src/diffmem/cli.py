@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a task",
                        description="Train a model on a task; defaults are in diffmem.config.")
     p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
-    p.add_argument("--model", default="ntm-lstm", help=f"one of: {', '.join(MODELS)}")
+    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: ntm-lstm; ntm-ff "
+                   "for associative-recall)")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--sequences", type=int, help="budget: stop after this many sequences")
@@ -135,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         fixed = [f"--{name.replace('_', '-')}" for name in (
             "batch_size", "seed", "lr", "optimizer", "memory_init", "run_dir")
             if getattr(args, name) is not None]
-        fixed += [flag for flag, given in (("--model", args.model != "ntm-lstm"),
+        fixed += [flag for flag, given in (("--model", args.model is not None),
                   ("--preset", args.preset != "default"), ("--set", bool(args.set))) if given]
         if fixed:
             raise ValueError(
@@ -170,6 +171,7 @@ def _train(args: argparse.Namespace) -> int:
         config = apply_overrides(config.replace(model=model, train=train), args.set)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
+    _warn_capacity(config)
     train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=RichReporter())
     return 0
 
@@ -187,6 +189,7 @@ def _eval(args: argparse.Namespace) -> int:
         sizes = [task.parse_size(v.strip()) for v in args.sizes.split(",")]
     else:
         sizes = list(task.eval_sizes)
+    _warn_capacity(config, sizes)
     rows = evaluate(model, task, sizes, count=args.count)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -208,6 +211,15 @@ def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
             cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
         table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
     return table
+
+
+def _warn_capacity(config, sizes=None) -> None:
+    from diffmem.config import Config, capacity_warnings
+
+    if isinstance(config, dict):
+        config = Config.from_dict(config)
+    for text in capacity_warnings(config, sizes):
+        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
 def _run_task(run_dir: str):
@@ -237,6 +249,8 @@ def _plot(args: argparse.Namespace) -> int:
     sizes = None if args.sizes is None else [task.parse_size(v.strip())
                                              for v in args.sizes.split(",")]
     seed = _seed(args.seed)
+    if size is not None and "memory" in names:
+        _warn_capacity(plots.read_config(args.run_dir), [size])
     for other in args.compare:
         plots.read_config(other)  # each run to overlay is checked before any figure is drawn
     if args.figure == "all" and plots.read_config(args.run_dir)["model"]["kind"] == "lstm":
@@ -256,6 +270,10 @@ def _report(args: argparse.Namespace) -> int:
     from diffmem.report import write_report
 
     size = _size(_run_task(args.run_dir), args.size)
+    if size is not None:
+        from diffmem import plots
+
+        _warn_capacity(plots.read_config(args.run_dir), [size])
     path = write_report(args.run_dir, args.out, size=size, seed=_seed(args.seed))
     console.print(f"wrote {path} (open it in a browser)", highlight=False)
     return 0
@@ -272,7 +290,12 @@ def _demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {str(out)!r} must name a .png file, e.g. demo-{args.task}.png")
     if not out.parent.is_dir():
         raise ValueError(f"--out {str(out)!r}: the folder {out.parent} does not exist")
-    r = demo.run(args.task, _size(task, args.size), seed)
+    size = _size(task, args.size)
+    if size is not None:
+        from diffmem import checkpoint
+
+        _warn_capacity(checkpoint.read(demo.pretrained_path(args.task))[1]["config"], [size])
+    r = demo.run(args.task, size, seed)
     info = r.info
     console.print(
         f"[bold]diffmem demo {args.task}[/bold]: the pretrained {r.config.model.kind} "
@@ -360,6 +383,9 @@ class RichReporter:
         self.progress.update(self.task_id, loss=fmt(r["loss"], ".3f"), bits=fmt(r["bits"], ".3f"),
                              val=fmt(r["val_bits"], ".3f"),
                              speed=fmt(r["sequences_per_second"], ",.0f"))
+
+    def rewind(self, sequences: int) -> None:
+        self.progress.update(self.task_id, completed=sequences)
 
     def message(self, text: str) -> None:
         console.print(text)

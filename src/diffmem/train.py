@@ -12,6 +12,9 @@ import json
 import math
 import os
 import platform
+import shlex
+import signal
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -60,6 +63,7 @@ class TrainState(NamedTuple):
     params: nnx.State  # the trained variables (nnx.Param)
     opt_state: Any
     step: jax.Array  # () int32, updates done so far
+    stream: Any = 0  # () int32, the batch stream: 0 at first, +1 at each rollback
 
 
 def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
@@ -74,10 +78,12 @@ def make_train_step(
 ) -> Callable[[TrainState], tuple[TrainState, dict[str, jax.Array]]]:
     """The jit-compiled update: sample batch ``step``, forward, backward, optimiser step.
 
+    The batch is a function of ``data_key``, the step and the state's batch stream only.
     ``sizes`` are passed to ``task.sample`` (none: the training distribution).
 
     A step whose loss or gradients are not finite leaves the parameters and optimiser state
-    unchanged and reports ``finite == False``.
+    unchanged and reports ``finite == False`` (and which of the two: ``loss_finite``,
+    ``grads_finite``).
     """
 
     def loss_fn(params, batch):
@@ -86,18 +92,23 @@ def make_train_step(
 
     @jax.jit
     def train_step(state: TrainState):
-        batch = task.sample(jax.random.fold_in(data_key, state.step), batch_size, **sizes)
+        key = jax.random.fold_in(data_key, state.step)
+        # Stream 0 keeps the batches of runs without rollbacks as they always were.
+        key = jax.lax.cond(state.stream > 0, lambda k: jax.random.fold_in(k, state.stream),
+                           lambda k: k, key)
+        batch = task.sample(key, batch_size, **sizes)
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
         grad_norm = optax.tree.norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        loss_finite, grads_finite = jnp.isfinite(loss), jnp.isfinite(grad_norm)
+        finite = loss_finite & grads_finite
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        new_state = TrainState(
-            keep(params, state.params), keep(opt_state, state.opt_state), state.step + 1
-        )
+        new_state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
+                               state.step + 1, state.stream)
         m = losses.metrics(logits, batch.targets, batch.mask)
-        m.update(grad_norm=grad_norm, finite=finite)
+        m.update(grad_norm=grad_norm, finite=finite, loss_finite=loss_finite,
+                 grads_finite=grads_finite)
         return new_state, m
 
     return train_step
@@ -235,18 +246,24 @@ def train_and_evaluate(
     task = tasks.get(config.task)
     model = build_model(config)
     tx = make_optimizer(t)
-    counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None}
+    # Everything a resumed run needs besides the arrays: sequences seen, wall time, the target
+    # streak, rollbacks and non-finite events, and the training metrics of the updates since
+    # the last log point (set only by an interrupt between log points).
+    counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None,
+                "rollbacks": 0, "nonfinite": [], "pending": None}
     step, opt_state = 0, None
 
     if resume:
         tensors, header = checkpoint.read(ckpt_path)
         saved = Config.from_dict(header["config"])
         budgets = dict(sequences=t.sequences, minutes=t.minutes, early_stop=t.early_stop,
-                       tensorboard=t.tensorboard)
+                       tensorboard=t.tensorboard, on_nonfinite=t.on_nonfinite,
+                       max_rollbacks=t.max_rollbacks)
         if saved.replace(train=budgets) != config:
             raise checkpoint.CheckpointError(
                 f"{ckpt_path} was written with a different configuration; a resumed run may "
-                "change only its budgets (sequences, minutes, early stop) and TensorBoard logging"
+                "change only its budgets (sequences, minutes, early stop), TensorBoard logging "
+                "and what to do after a non-finite step"
             )
         nnx.update(model, checkpoint.restore_state(ckpt_path, nnx.state(model), tensors))
         params = nnx.state(model, nnx.Param)
@@ -268,7 +285,9 @@ def train_and_evaluate(
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = tx.init(params) if opt_state is None else opt_state
-    state = TrainState(params, opt_state, jnp.asarray(step, jnp.int32))
+    state = TrainState(params, opt_state, jnp.asarray(step, jnp.int32),
+                       jnp.asarray(counters["rollbacks"], jnp.int32))
+    pending = _unpack_pending(counters["pending"])
 
     data_key = jax.random.fold_in(jax.random.key(t.seed), 1)
     train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key)
@@ -278,9 +297,9 @@ def train_and_evaluate(
     target_bits = task.target(val_optimum)
     n_params = count_parameters(model)
 
-    def save(status: str) -> None:
-        meta = {"config": config.to_dict(), "step": int(state.step), "counters": counters,
-                "status": status}
+    def save(status: str, pending: list | None = None) -> None:
+        meta = {"config": config.to_dict(), "step": int(state.step),
+                "counters": {**counters, "pending": _pack_pending(pending)}, "status": status}
         model_state = nnx.merge_state(state.params, rest)
         checkpoint.save(ckpt_path, model_state, meta, state.opt_state)
 
@@ -292,8 +311,10 @@ def train_and_evaluate(
     elapsed_before = counters["seconds"]
     deadline = None if t.minutes is None else t.minutes * 60.0
     status = "budget: sequences"
-    pending: list[dict[str, jax.Array]] = []
-    last_log_time, last_log_sequences = time.perf_counter(), counters["sequences"]
+    last_log_time = time.perf_counter()
+    last_log_sequences = counters["sequences"] - len(pending) * t.batch_size
+    # Where a rollback returns to: the state and counters of the last checkpoint.
+    good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
     reporter.start(config, n_params, counters["sequences"], compile_seconds)
     if val_optimum is not None:
         reporter.message(
@@ -320,8 +341,11 @@ def train_and_evaluate(
                                  + "\n```", 0)
 
     val = None
+    signals = _GracefulStop()
     try:
         while counters["sequences"] < t.sequences:
+            if signals.received:
+                raise KeyboardInterrupt
             state, m = train_step(state)
             pending.append(m)
             counters["sequences"] += t.batch_size
@@ -333,12 +357,48 @@ def train_and_evaluate(
             if not (at_log or out_of_time or counters["sequences"] >= t.sequences):
                 continue
 
-            # A log point: gather the training metrics since the last one, validate, save.
+            # A log point: gather the training metrics since the last one.
             stacked = jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
-            bad = np.flatnonzero(~stacked["finite"])
             now = time.perf_counter()
             speed = (counters["sequences"] - last_log_sequences) / max(now - last_log_time, 1e-9)
             counters["seconds"] = elapsed()
+            flags = stacked["finite"]
+            bad = np.flatnonzero(~flags)
+            if bad.size:
+                # Those updates were skipped, so the parameters are finite; nothing of this
+                # stretch is logged.
+                first = int(state.step) - len(flags) + int(bad[0]) + 1
+                quantity = "loss" if not stacked["loss_finite"][bad[0]] else "gradients"
+                counters["nonfinite"].append({"update": first, "quantity": quantity,
+                                              "sequences": first * t.batch_size})
+                pending.clear()
+                if t.on_nonfinite == "rollback" and counters["rollbacks"] < t.max_rollbacks:
+                    counters["rollbacks"] += 1
+                    state, saved_counters = good
+                    counters.update(saved_counters)
+                    state = state._replace(stream=jnp.asarray(counters["rollbacks"], jnp.int32))
+                    last_log_time, last_log_sequences = now, counters["sequences"]
+                    reporter.rewind(counters["sequences"])
+                    reporter.message(
+                        f"[yellow]Non-finite {quantity} at update {first:,} "
+                        f"({len(bad)} of the last {len(flags)} updates); rolled back to the "
+                        f"checkpoint at {counters['sequences']:,} sequences and went on with "
+                        f"fresh batches (rollback {counters['rollbacks']} of at most "
+                        f"{t.max_rollbacks})."
+                    )
+                    save("running")
+                    continue
+                status = f"stopped: non-finite {quantity} at update {first}"
+                why = ("train.on_nonfinite is 'stop'" if t.on_nonfinite == "stop" else
+                       f"the {t.max_rollbacks} rollbacks allowed are spent")
+                reporter.message(
+                    f"[red]Non-finite {quantity} at update {first:,}; that update was skipped, so "
+                    f"the parameters are finite, and training stops ({why})."
+                )
+                val = None  # the final validation is of the parameters as they are now
+                break
+
+            # Validate and log.
             val = evaluate_batches(eval_step, state.params, val_batches)
             record = {
                 "sequences": counters["sequences"],
@@ -360,20 +420,13 @@ def train_and_evaluate(
             pending.clear()
             last_log_time, last_log_sequences = now, counters["sequences"]
 
-            if bad.size:
-                first = int(state.step) - len(stacked["finite"]) + int(bad[0]) + 1
-                status = f"stopped: non-finite loss or gradients at step {first}"
-                reporter.message(
-                    f"[red]Non-finite loss or gradients first at update {first}; those updates "
-                    "were skipped and training stops. The last checkpoint holds finite parameters."
-                )
-                break
             target_met = val["bits"] < target_bits
             counters["streak"] = counters["streak"] + 1 if target_met else 0
             if target_met and counters["first_target"] is None:
                 counters["first_target"] = {"sequences": counters["sequences"],
                                             "seconds": counters["seconds"]}
             save("running")
+            good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
             if t.early_stop and counters["streak"] >= t.patience:
                 status = "target reached"
                 break
@@ -381,18 +434,25 @@ def train_and_evaluate(
                 status = "budget: minutes"
                 break
     except KeyboardInterrupt:
-        # The interrupt may land between an update and the counter's increment.
+        # A first Ctrl-C (or SIGTERM) stops before an update, with the metrics of the updates
+        # since the last log point in hand, so the resumed run continues exactly. A second one
+        # interrupts wherever it lands, perhaps between an update and its bookkeeping: the
+        # counters are then re-derived from the step, and the unlogged metrics are dropped.
+        exact = (signals.received is not None
+                 and int(state.step) * t.batch_size == counters["sequences"]
+                 and len(pending) * t.batch_size == counters["sequences"] - last_log_sequences)
         counters["sequences"] = int(state.step) * t.batch_size
         counters["seconds"] = elapsed()
         status = "interrupted"
-        save(status)
+        save(status, pending if exact else None)
         reporter.stop()
         reporter.message(
             f"Interrupted at {counters['sequences']:,} sequences; the checkpoint is saved. "
-            f"Continue with: diffmem train --resume {run_dir}"
+            f"Continue with: diffmem train --resume {shlex.quote(str(run_dir))}"
         )
         raise
     finally:
+        signals.restore()
         reporter.stop()
         if tensorboard is not None:
             tensorboard.close()
@@ -419,6 +479,8 @@ def train_and_evaluate(
         "paper_parameters": paper_parameters(config),
         "reached_target": final["bits"] < target_bits,
         "first_below_target": counters["first_target"],
+        "nonfinite_events": counters["nonfinite"],
+        "rollbacks": counters["rollbacks"],
         "validation": final,
         "generalisation": generalisation,
         "machine": machine_description(),
@@ -428,6 +490,49 @@ def train_and_evaluate(
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     reporter.summary(summary)
     return Run(model, summary)
+
+
+class _GracefulStop:
+    """While training, a first SIGINT (Ctrl-C) or SIGTERM only sets ``received``: the loop
+    then stops before its next update and saves. A second one acts as usual (SIGINT raises
+    KeyboardInterrupt at once). Signals can be caught only in the main thread; elsewhere this
+    does nothing and Ctrl-C interrupts directly."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+        signal.signal(signum, self.previous[signum])
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+
+_PENDING_DTYPES = {"finite": bool, "loss_finite": bool, "grads_finite": bool}
+
+
+def _pack_pending(pending: list[dict[str, Any]] | None) -> dict[str, list] | None:
+    """The per-update training metrics since the last log point, as JSON lists (float32
+    values convert to doubles exactly)."""
+    if not pending:
+        return None
+    stacked = jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
+    return {k: [bool(x) if v.dtype == bool else float(x) for x in v] for k, v in stacked.items()}
+
+
+def _unpack_pending(packed: dict[str, list] | None) -> list[dict[str, np.ndarray]]:
+    if not packed:
+        return []
+    n = len(next(iter(packed.values())))
+    return [{k: np.asarray(v[i], dtype=_PENDING_DTYPES.get(k, np.float32))
+             for k, v in packed.items()} for i in range(n)]
 
 
 def _log_scalars(writer, record: dict[str, Any], grad_norm: float) -> None:
@@ -463,6 +568,9 @@ class Reporter:
 
     def message(self, text: str) -> None:
         pass
+
+    def rewind(self, sequences: int) -> None:
+        """Training went back to ``sequences`` (a rollback after a non-finite step)."""
 
     def stop(self) -> None:
         pass

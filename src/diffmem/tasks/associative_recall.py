@@ -3,6 +3,8 @@ query, return the item that followed it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -44,6 +46,9 @@ class AssociativeRecall(Task):
 
     def training_range(self) -> str:
         return f"{self.min_items} to {self.max_items} items"
+
+    def memory_needed(self, size: dict[str, Any] | None = None) -> int:
+        return ((size or {}).get("items") or self.max_items) * self.item_steps
 
     def sample(self, key: jax.Array, batch_size: int, items: int | None = None) -> Batch:
         """``items=k`` fixes the number of items; None draws it from the training range."""

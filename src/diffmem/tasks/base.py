@@ -45,6 +45,12 @@ class Task(abc.ABC):
         """What the task trains on, in words (shown beside results beyond it)."""
         return "its training distribution"
 
+    def memory_needed(self, size: dict[str, Any] | None = None) -> int | None:
+        """How many vectors a sequence at ``size`` (None: the largest of the training range)
+        asks the model to store, for the warning when that exceeds the memory's rows; None
+        for a task that is not about storing its input."""
+        return None
+
     @abc.abstractmethod
     def sample(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
         """Draw a batch; each size control left as None is drawn from the training range."""

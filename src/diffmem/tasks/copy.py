@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -40,6 +42,9 @@ class Copy(Task):
 
     def training_range(self) -> str:
         return f"lengths {self.min_length} to {self.max_length}"
+
+    def memory_needed(self, size: dict[str, Any] | None = None) -> int:
+        return (size or {}).get("length") or self.max_length
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None) -> Batch:
         """``length=None`` draws each sequence's L from the training range, ``length=L`` fixes it."""

@@ -3,6 +3,8 @@ highest-priority ones in order."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -40,6 +42,9 @@ class PrioritySort(Task):
 
     def training_range(self) -> str:
         return f"{self.items} vectors, the {self.outputs} with highest priority sorted"
+
+    def memory_needed(self, size: dict[str, Any] | None = None) -> int:
+        return self.items
 
     def sample(self, key: jax.Array, batch_size: int) -> Batch:
         key_bits, key_priority = jax.random.split(key)

@@ -3,6 +3,8 @@ mark the end."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 
 import jax
@@ -59,6 +61,9 @@ class RepeatCopy(Task):
     def training_range(self) -> str:
         return (f"lengths {self.min_length} to {self.max_length}, "
                 f"{self.min_repeats} to {self.max_repeats} repeats")
+
+    def memory_needed(self, size: dict[str, Any] | None = None) -> int:
+        return (size or {}).get("length") or self.max_length
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
                repeats: int | None = None) -> Batch:

@@ -1,0 +1,233 @@
+"""Nothing lost, nothing silent: a training process killed or interrupted at any point resumes
+to the same parameters and metrics, non-finite steps are caught and named, and every user
+mistake gets a one-line error."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffmem import checkpoint, tasks
+from diffmem.cli import main
+from diffmem.config import resolve
+from diffmem.tasks.copy import Copy
+from diffmem.train import train_and_evaluate
+
+# A tiny copy run with many log points (a checkpoint every 16 updates) and enough updates that
+# a signal sent after the first few log points lands mid-run, between log points.
+TINY = ["--batch-size", "4", "--sequences", "3200", "--no-early-stop",
+        "--set", "model.controller_size=16", "--set", "model.memory_rows=16",
+        "--set", "model.memory_width=6", "--set", "train.minutes=none",
+        "--set", "train.eval_every=64", "--set", "train.val_size=8",
+        "--set", "train.eval_count=4"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    assert main(["train", "copy", *TINY, "--run-dir", str(run_dir)]) == 0
+    return run_dir
+
+
+def _start(run_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "diffmem", "train", "copy", *TINY,
+                             "--run-dir", str(run_dir)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_log_points(process, run_dir, count, timeout=300):
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.02)
+    raise AssertionError(f"no {count} log points in {timeout} s")
+
+
+def _assert_same_run(a, b):
+    """Same final parameters and optimiser state, bit for bit, and the same metrics."""
+    ta, ha = checkpoint.read(a / checkpoint.FILENAME)
+    tb, hb = checkpoint.read(b / checkpoint.FILENAME)
+    assert ha["step"] == hb["step"] and sorted(ta) == sorted(tb)
+    for name in ta:
+        np.testing.assert_array_equal(ta[name], tb[name], err_msg=name)
+    untimed = lambda d: [{k: v for k, v in json.loads(line).items() if "second" not in k}  # noqa: E731
+                         for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert untimed(a) == untimed(b)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["validation"] == sb["validation"] and sa["generalisation"] == sb["generalisation"]
+
+
+def test_a_killed_training_process_resumes_to_the_same_run(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    process = _start(run_dir)
+    _wait_for_log_points(process, run_dir, 3)
+    process.kill()  # SIGKILL: no chance to save anything
+    process.wait()
+    assert not (run_dir / "summary.json").exists()
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    _assert_same_run(uninterrupted, run_dir)
+
+
+def test_ctrl_c_saves_says_how_to_resume_and_resumes_exactly(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    process = _start(run_dir)
+    _wait_for_log_points(process, run_dir, 3)
+    time.sleep(0.05)  # land between log points
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 130, output
+    assert "Continue with: diffmem train --resume" in " ".join(output.split())
+    assert "Traceback" not in output
+    _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
+    assert header["status"] == "interrupted"
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    _assert_same_run(uninterrupted, run_dir)
+
+
+class _CopyWithNaNs(Copy):
+    """Copy whose training batches (of 4; validation uses 8) hold a NaN with probability
+    ``rate``, decided by the batch key."""
+
+    rate = 0.03
+
+    def sample(self, key, batch_size, length=None):
+        batch = super().sample(key, batch_size, length)
+        if batch_size != 4:
+            return batch
+        poisoned = jax.random.uniform(jax.random.fold_in(key, 7)) < self.rate
+        return batch._replace(inputs=jnp.where(poisoned, jnp.nan, batch.inputs))
+
+
+@pytest.fixture
+def nan_task():
+    tasks.register("copy-with-nans", _CopyWithNaNs)
+    yield "copy-with-nans"
+    tasks._REGISTRY.pop("copy-with-nans", None)
+
+
+def _nan_config(task, **train):
+    return resolve(task).replace(
+        model=dict(controller_size=16, memory_rows=16, memory_width=6),
+        train=dict(batch_size=4, sequences=800, minutes=None, eval_every=64, val_size=8,
+                   eval_count=4, early_stop=False, tensorboard=False, **train))
+
+
+def _first_poisoned_update(config, stream=0):
+    """The first update (counted from 1) whose batch holds a NaN, found by replaying the
+    batch keys as the training step draws them."""
+    data_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
+    task = tasks.get(config.task)
+    for step in range(10_000):
+        key = jax.random.fold_in(data_key, step)
+        if stream:
+            key = jax.random.fold_in(key, stream)
+        if not np.isfinite(np.asarray(task.sample(key, config.train.batch_size).inputs)).all():
+            return step + 1
+    raise AssertionError("no poisoned batch")
+
+
+def _strict_json(line):
+    def reject(constant):
+        raise AssertionError(f"metrics.jsonl holds {constant}")
+    return json.loads(line, parse_constant=reject)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_update(nan_task, tmp_path):
+    config = _nan_config(nan_task, on_nonfinite="stop")
+    first = _first_poisoned_update(config)
+    run = train_and_evaluate(config, tmp_path)
+    assert run.summary["status"] == f"stopped: non-finite loss at update {first}"
+    assert run.summary["nonfinite_events"] == [
+        {"update": first, "quantity": "loss", "sequences": first * 4}]
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        assert _strict_json(line)["sequences"] < first * 4
+    for leaf in jax.tree.leaves(jax.tree.map(np.asarray, checkpoint.read(
+            tmp_path / checkpoint.FILENAME)[0])):
+        assert np.isfinite(leaf).all()
+    assert math.isfinite(run.summary["validation"]["bits"])
+
+
+def test_a_non_finite_loss_rolls_back_to_the_last_checkpoint_and_goes_on(nan_task, tmp_path):
+    config = _nan_config(nan_task, max_rollbacks=20)
+    first = _first_poisoned_update(config)
+    run = train_and_evaluate(config, tmp_path)
+    events = run.summary["nonfinite_events"]
+    assert events[0] == {"update": first, "quantity": "loss", "sequences": first * 4}
+    assert run.summary["rollbacks"] == len(events) >= 1
+    # After the first rollback the batches come from a new stream, so the next event is where
+    # that stream's first poisoned batch lies, counted from the checkpoint before ``first``.
+    if len(events) > 1:
+        restart = (first - 1) // 16 * 16  # updates at the last log point before ``first``
+        assert events[1]["update"] > restart
+    assert run.summary["status"] == "budget: sequences" and run.summary["sequences"] == 800
+    points = [_strict_json(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [p["sequences"] for p in points] == [*range(64, 800, 64), 800]  # one curve
+    assert all(math.isfinite(p["loss"]) for p in points)
+
+
+def test_rollbacks_are_limited(nan_task, tmp_path):
+    run = train_and_evaluate(_nan_config(nan_task, max_rollbacks=1), tmp_path)
+    assert run.summary["rollbacks"] == 1
+    assert run.summary["status"].startswith("stopped: non-finite loss at update")
+    assert len(run.summary["nonfinite_events"]) == 2
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "sorting"], "unknown task 'sorting'; the tasks are: copy, repeat-copy"),
+    (["train", "copy", "--model", "gru"], "unknown model 'gru'; the models are: ntm-lstm"),
+    (["train", "copy", "--preset", "fast"], "unknown preset 'fast'; the presets are: default"),
+    (["train", "copy", "--batch-size", "0"], "train.batch_size=0 must be a positive integer"),
+    (["train", "copy", "--sequences", "-5"], "train.sequences=-5 must be a positive integer"),
+    (["train", "copy", "--minutes", "0"], "train.minutes=0.0 must be a positive"),
+    (["train", "copy", "--lr", "-1"], "train.lr=-1.0 must be a positive"),
+    (["train", "copy", "--seed", "-1"], "train.seed=-1 must be a non-negative integer"),
+    (["train", "copy", "--optimizer", "sgd"], "unknown optimizer 'sgd'; choose one of: adam"),
+    (["train", "copy", "--memory-init", "zeros"], "unknown memory_init 'zeros'"),
+    (["train", "copy", "--set", "model.shift_radius=64"],
+     "smaller than memory_rows / 2 = 64"),
+    (["train", "copy", "--set", "model.memory_rows=0"], "model.memory_rows=0 must be a positive"),
+    (["train", "copy", "--set", "model.heads=2"], "not FIELD=VALUE with a known field"),
+    (["train", "copy", "--set", "train.lr=fast"], "'fast' is not a valid float"),
+    (["train", "copy", "--set", "train.on_nonfinite=ignore"], "unknown on_nonfinite 'ignore'"),
+    (["train"], "name a task to train"),
+    (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
+    (["eval", "nowhere"], "no run directory or checkpoint at nowhere"),
+    (["bench", "--seconds", "0"], "--seconds 0.0 must be a positive"),
+    (["bench", "--batch-sizes", "1,x"], "--batch-sizes '1,x' must be comma-separated"),
+    (["plot", "nowhere"], "nowhere is not a diffmem run directory"),
+    (["demo", "copy", "--length", "-3"], "copy length '-3' must be a positive integer"),
+])
+def test_a_users_mistake_gets_one_clear_line_and_exit_code_2(argv, expected, capsys, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written anywhere else
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    assert expected in " ".join(out.split())
+    assert "Traceback" not in out and out.startswith("error:")
+    assert not list(tmp_path.iterdir())  # no run directory was started
+
+
+def test_sequences_beyond_the_memory_get_a_warning(tiny_run, capsys):
+    run_dir, _ = tiny_run  # an NTM with 16 memory rows
+    assert main(["eval", str(run_dir), "--sizes", "12,20", "--count", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: length 20: the NTM must store 20 vectors, more than its memory's 16" in out
+    assert "length 12:" not in out
+
+
+def test_a_model_called_with_the_wrong_input_width_says_what_it_expected(tiny_run):
+    _, model = tiny_run
+    with pytest.raises(ValueError, match="Expected inputs with 9 channels .* got 7"):
+        model(jnp.zeros((2, 5, 7)))
