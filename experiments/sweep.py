@@ -6,6 +6,9 @@ Used for the README's stability and memory-initialisation tables, for example:
     python experiments/sweep.py copy --seeds 0-2 --set model.memory_init=learned \
         --out results/copy-init-learned.json
 
+`python experiments/sweep.py --table RESULTS.json [...]` prints the table of results files
+(for example of one sweep split over two processes) without training.
+
 Each seed runs `diffmem.train.train_and_evaluate` with the task's default configuration (plus
 any --set overrides) in its own run directory under --runs. The results file holds every run's
 summary; the printed Markdown table has, per seed: whether the target was reached, sequences
@@ -33,6 +36,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--table"]:  # print the table of results files, training nothing
+        runs = [r for path in sys.argv[2:] for r in json.loads(Path(path).read_text())["runs"]]
+        print(table(sorted(runs, key=lambda r: r["seed"])))
+        return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task")
     p.add_argument("--model", help="default: the task's default model")
