@@ -21,9 +21,9 @@ from diffmem.config import resolve
 from diffmem.tasks.copy import Copy
 from diffmem.train import train_and_evaluate
 
-# A tiny copy run with many log points (a checkpoint every 16 updates) and enough updates that
-# a signal sent after the first few log points lands mid-run, between log points.
-TINY = ["--batch-size", "4", "--sequences", "3200", "--no-early-stop",
+# A tiny copy run with 25 log points (a checkpoint every 16 updates), so that a signal sent
+# after the first few log points lands mid-run, between log points.
+TINY = ["--batch-size", "4", "--sequences", "1600", "--no-early-stop",
         "--set", "model.controller_size=16", "--set", "model.memory_rows=16",
         "--set", "model.memory_width=6", "--set", "train.minutes=none",
         "--set", "train.eval_every=64", "--set", "train.val_size=8",
@@ -101,6 +101,7 @@ class _CopyWithNaNs(Copy):
     ``rate``, decided by the batch key."""
 
     rate = 0.03
+    eval_sizes = ({"length": 5},)  # a short final evaluation keeps the test quick
 
     def sample(self, key, batch_size, length=None):
         batch = super().sample(key, batch_size, length)
