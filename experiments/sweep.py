@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,7 @@ def table(results: list[dict]) -> str:
     lines.append("")
     lines.append(f"{len(reached)} of {len(results)} seeds reached the target"
                  + (f", in {min(seconds):.0f} to {max(seconds):.0f} s (median "
-                    f"{sorted(seconds)[len(seconds) // 2]:.0f} s)" if seconds else "")
+                    f"{statistics.median(seconds):.0f} s)" if seconds else "")
                  + f"; non-finite events: {sum(_nonfinite(r) for r in results)}.")
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from diffmem import checkpoint, tasks
 from diffmem.cli import main
 from diffmem.config import resolve
 from diffmem.tasks.copy import Copy
-from diffmem.train import train_and_evaluate
+from diffmem.train import Reporter, train_and_evaluate
 
 # A tiny copy run with 25 log points (a checkpoint every 16 updates), so that a signal sent
 # after the first few log points lands mid-run, between log points.
@@ -121,16 +121,16 @@ def nan_task():
 def _nan_config(task, **train):
     return resolve(task).replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6),
-        train=dict(batch_size=4, sequences=800, minutes=None, eval_every=64, val_size=8,
-                   eval_count=4, early_stop=False, tensorboard=False, **train))
+        train={**dict(batch_size=4, sequences=800, minutes=None, eval_every=64, val_size=8,
+                      eval_count=4, early_stop=False, tensorboard=False), **train})
 
 
-def _first_poisoned_update(config, stream=0):
-    """The first update (counted from 1) whose batch holds a NaN, found by replaying the
-    batch keys as the training step draws them."""
+def _first_poisoned_update(config, stream=0, start=0):
+    """The first update (counted from 1) after ``start`` updates whose batch holds a NaN,
+    found by replaying the batch keys as the training step draws them."""
     data_key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
     task = tasks.get(config.task)
-    for step in range(10_000):
+    for step in range(start, 10_000):
         key = jax.random.fold_in(data_key, step)
         if stream:
             key = jax.random.fold_in(key, stream)
@@ -167,15 +167,52 @@ def test_a_non_finite_loss_rolls_back_to_the_last_checkpoint_and_goes_on(nan_tas
     events = run.summary["nonfinite_events"]
     assert events[0] == {"update": first, "quantity": "loss", "sequences": first * 4}
     assert run.summary["rollbacks"] == len(events) >= 1
-    # After the first rollback the batches come from a new stream, so the next event is where
-    # that stream's first poisoned batch lies, counted from the checkpoint before ``first``.
-    if len(events) > 1:
-        restart = (first - 1) // 16 * 16  # updates at the last log point before ``first``
-        assert events[1]["update"] > restart
+    # After the rollback the batches come from stream 1, from the last log point before
+    # ``first`` on (16 updates per log point), so the next event is that stream's first
+    # poisoned batch, if it falls within the budget of 200 updates.
+    second = _first_poisoned_update(config, stream=1, start=(first - 1) // 16 * 16)
+    assert [e["update"] for e in events[1:2]] == ([second] if second <= 200 else [])
     assert run.summary["status"] == "budget: sequences" and run.summary["sequences"] == 800
     points = [_strict_json(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [p["sequences"] for p in points] == [*range(64, 800, 64), 800]  # one curve
     assert all(math.isfinite(p["loss"]) for p in points)
+
+
+class _InterruptAfter(Reporter):
+    """Sends this process a SIGINT once training has seen ``sequences`` sequences."""
+
+    def __init__(self, sequences):
+        self.at, self.seen = sequences, 0
+
+    def start(self, config, parameters, sequences, compile_seconds):
+        self.seen = sequences
+
+    def advance(self, sequences):
+        self.seen += sequences
+        if self.seen == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupt_just_after_a_non_finite_update_resumes_exactly(nan_task, tmp_path):
+    config = _nan_config(nan_task, sequences=400)
+    first = _first_poisoned_update(config)
+    assert first % 16, "the interrupt must fall between log points"
+    whole = train_and_evaluate(config, tmp_path / "whole")
+    assert whole.summary["rollbacks"] >= 1
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(config, tmp_path / "split", reporter=_InterruptAfter(first * 4))
+    _, header = checkpoint.read(tmp_path / "split" / checkpoint.FILENAME)
+    assert header["status"] == "interrupted" and header["step"] == first
+    assert header["counters"]["rollback"]["step"] == (first - 1) // 16 * 16
+    train_and_evaluate(config, tmp_path / "split", resume=True)
+    a, _ = checkpoint.read(tmp_path / "whole" / checkpoint.FILENAME)
+    b, _ = checkpoint.read(tmp_path / "split" / checkpoint.FILENAME)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    untimed = lambda d: [{k: v for k, v in json.loads(line).items() if "second" not in k}  # noqa: E731
+                         for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert untimed(tmp_path / "whole") == untimed(tmp_path / "split")
 
 
 def test_rollbacks_are_limited(nan_task, tmp_path):

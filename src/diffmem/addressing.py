@@ -49,8 +49,9 @@ def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
 def _rescale(u: jax.Array) -> jax.Array:
     """u divided by its largest magnitude over the last axis, so that squares and products
     cannot overflow float32 (values beyond ~1e19 would). The cosine is scale-invariant, so its
-    value is unchanged, and with the scale held constant (stop_gradient) so is its gradient:
-    d/du cos(u / c, v) = cos'(u) exactly, cos' being homogeneous of degree -1."""
+    value is unchanged (up to rounding and the tiny _NORM_EPS), and with the scale held
+    constant (stop_gradient) so is its gradient: d/du cos(u / c, v) = cos'(u), cos' being
+    homogeneous of degree -1."""
     scale = jax.lax.stop_gradient(jnp.max(jnp.abs(u), axis=-1, keepdims=True))
     return u / jnp.where(scale > 0, scale, 1.0)
 

@@ -42,12 +42,17 @@ def _flatten_tree(prefix: str, tree: Any) -> dict[str, np.ndarray]:
 
 
 def save(path: str | os.PathLike, model_state: nnx.State, meta: dict[str, Any],
-         opt_state: Any = None) -> Path:
-    """Atomically write ``model_state`` (and ``opt_state``) with the JSON-able ``meta``."""
+         opt_state: Any = None, extra: dict[str, Any] | None = None) -> Path:
+    """Atomically write ``model_state`` (and ``opt_state``) with the JSON-able ``meta``.
+
+    ``extra`` maps more prefixes to pytrees to store beside them (the training loop keeps its
+    rollback point there)."""
     path = Path(path)
     tensors = _flatten_state("model", model_state)
     if opt_state is not None:
         tensors.update(_flatten_tree("optimizer", opt_state))
+    for prefix, tree in (extra or {}).items():
+        tensors.update(_flatten_tree(prefix, tree))
     header = {"format": FORMAT, "version": VERSION, **meta}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

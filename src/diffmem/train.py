@@ -37,6 +37,7 @@ VALIDATION_SEED = 2014
 EVALUATION_SEED = 1410
 EVAL_BATCH = 256
 TENSORBOARD_DIR = "tensorboard"  # inside the run directory
+ROLLBACK_PREFIX = "rollback"  # checkpoint tensors of the rollback point (interrupts only)
 
 def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013)."""
@@ -250,7 +251,7 @@ def train_and_evaluate(
     # streak, rollbacks and non-finite events, and the training metrics of the updates since
     # the last log point (set only by an interrupt between log points).
     counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None,
-                "rollbacks": 0, "nonfinite": [], "pending": None}
+                "rollbacks": 0, "nonfinite": [], "pending": None, "rollback": None}
     step, opt_state = 0, None
 
     if resume:
@@ -297,11 +298,20 @@ def train_and_evaluate(
     target_bits = task.target(val_optimum)
     n_params = count_parameters(model)
 
-    def save(status: str, pending: list | None = None) -> None:
+    def save(status: str, pending: list | None = None, rollback_point=None) -> None:
+        """Checkpoint the run. An interrupt between log points also stores the metrics of the
+        updates since the last one (``pending``) and the state a rollback would return to
+        (that log point's), so that the resumed run goes on exactly as an uninterrupted one."""
+        extra, rollback = None, None
+        if rollback_point is not None:
+            good_state, good_counters = rollback_point
+            extra = {ROLLBACK_PREFIX: (good_state.params, good_state.opt_state)}
+            rollback = {**good_counters, "step": int(good_state.step)}
         meta = {"config": config.to_dict(), "step": int(state.step),
-                "counters": {**counters, "pending": _pack_pending(pending)}, "status": status}
+                "counters": {**counters, "pending": _pack_pending(pending),
+                             "rollback": rollback}, "status": status}
         model_state = nnx.merge_state(state.params, rest)
-        checkpoint.save(ckpt_path, model_state, meta, state.opt_state)
+        checkpoint.save(ckpt_path, model_state, meta, state.opt_state, extra)
 
     # Compile once, up front, so that the progress bar's speeds are honest.
     compile_start = time.perf_counter()
@@ -313,8 +323,15 @@ def train_and_evaluate(
     status = "budget: sequences"
     last_log_time = time.perf_counter()
     last_log_sequences = counters["sequences"] - len(pending) * t.batch_size
-    # Where a rollback returns to: the state and counters of the last checkpoint.
+    # Where a rollback returns to: the state and counters of the last log point's checkpoint
+    # (after an interrupt between log points, the one stored beside the interrupt's state).
     good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
+    if counters.get("rollback"):
+        point = dict(counters["rollback"])
+        good_params, good_opt = checkpoint.restore_tree(
+            ckpt_path, (state.params, state.opt_state), tensors, ROLLBACK_PREFIX)
+        good = (TrainState(good_params, good_opt, jnp.asarray(point.pop("step"), jnp.int32),
+                           state.stream), point)
     reporter.start(config, n_params, counters["sequences"], compile_seconds)
     if val_optimum is not None:
         reporter.message(
@@ -345,7 +362,7 @@ def train_and_evaluate(
     try:
         while counters["sequences"] < t.sequences:
             if signals.received:
-                raise KeyboardInterrupt
+                raise _StopRequested
             state, m = train_step(state)
             pending.append(m)
             counters["sequences"] += t.batch_size
@@ -433,21 +450,26 @@ def train_and_evaluate(
             if out_of_time:
                 status = "budget: minutes"
                 break
-    except KeyboardInterrupt:
+    except _StopRequested:
         # A first Ctrl-C (or SIGTERM) stops before an update, with the metrics of the updates
-        # since the last log point in hand, so the resumed run continues exactly. A second one
-        # interrupts wherever it lands, perhaps between an update and its bookkeeping: the
-        # counters are then re-derived from the step, and the unlogged metrics are dropped.
-        exact = (signals.received is not None
-                 and int(state.step) * t.batch_size == counters["sequences"]
-                 and len(pending) * t.batch_size == counters["sequences"] - last_log_sequences)
-        counters["sequences"] = int(state.step) * t.batch_size
+        # since the last log point in hand: the checkpoint holds everything the rest of the
+        # run needs to go on exactly as an uninterrupted one.
         counters["seconds"] = elapsed()
         status = "interrupted"
-        save(status, pending if exact else None)
+        save(status, pending, rollback_point=good)
         reporter.stop()
         reporter.message(
             f"Interrupted at {counters['sequences']:,} sequences; the checkpoint is saved. "
+            f"Continue with: diffmem train --resume {shlex.quote(str(run_dir))}"
+        )
+        raise
+    except KeyboardInterrupt:
+        # A second Ctrl-C (or one outside the main thread) lands anywhere, perhaps inside the
+        # bookkeeping; the checkpoint of the last log point stays, and a resumed run redoes the
+        # updates since, exactly.
+        reporter.stop()
+        reporter.message(
+            f"Interrupted; the checkpoint at {good[1]['sequences']:,} sequences stays. "
             f"Continue with: diffmem train --resume {shlex.quote(str(run_dir))}"
         )
         raise
@@ -492,6 +514,10 @@ def train_and_evaluate(
     return Run(model, summary)
 
 
+class _StopRequested(KeyboardInterrupt):
+    """Raised by the training loop itself, before an update, after a first Ctrl-C."""
+
+
 class _GracefulStop:
     """While training, a first SIGINT (Ctrl-C) or SIGTERM only sets ``received``: the loop
     then stops before its next update and saves. A second one acts as usual (SIGINT raises
@@ -503,15 +529,17 @@ class _GracefulStop:
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # a signal the caller ignores stays ignored
                 self.previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
         self.received = signum
-        signal.signal(signum, self.previous[signum])
+        signal.signal(signum, self.previous[signum] or signal.SIG_DFL)
 
     def restore(self) -> None:
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler or signal.SIG_DFL)  # None: set outside Python
         self.previous = {}
 
 
