@@ -47,13 +47,15 @@ def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
 
 
 def _rescale(u: jax.Array) -> jax.Array:
-    """u divided by its largest magnitude over the last axis, so that squares and products
-    cannot overflow float32 (values beyond ~1e19 would). The cosine is scale-invariant, so its
-    value is unchanged (up to rounding and the tiny _NORM_EPS), and with the scale held
-    constant (stop_gradient) so is its gradient: d/du cos(u / c, v) = cos'(u), cos' being
-    homogeneous of degree -1."""
+    """u divided by its largest magnitude over the last axis when that exceeds 1, so that
+    squares and products cannot overflow float32 (values beyond ~1e19 would). The cosine is
+    scale-invariant, so its value is unchanged (up to rounding and the tiny _NORM_EPS), and
+    with the scale held constant (stop_gradient) so is its gradient: d/du cos(u / c, v) =
+    cos'(u), cos' being homogeneous of degree -1. Vectors within [-1, 1] are left alone: their
+    squares cannot overflow, and _NORM_EPS keeps the gradient at tiny vectors finite (scaling
+    a 1e-38 vector up to 1 would make it about 1e38 and overflow)."""
     scale = jax.lax.stop_gradient(jnp.max(jnp.abs(u), axis=-1, keepdims=True))
-    return u / jnp.where(scale > 0, scale, 1.0)
+    return u / jnp.maximum(scale, 1.0)
 
 
 def content_weights(memory: jax.Array, key: jax.Array, beta: jax.Array) -> jax.Array:
