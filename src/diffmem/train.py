@@ -375,7 +375,7 @@ def train_and_evaluate(
                 continue
 
             # A log point: gather the training metrics since the last one.
-            stacked = jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
+            stacked = _stack(pending)
             now = time.perf_counter()
             speed = (counters["sequences"] - last_log_sequences) / max(now - last_log_time, 1e-9)
             counters["seconds"] = elapsed()
@@ -546,12 +546,17 @@ class _GracefulStop:
 _PENDING_DTYPES = {"finite": bool, "loss_finite": bool, "grads_finite": bool}
 
 
+def _stack(pending: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per-update training metrics as host arrays, one per metric, stacked over the updates."""
+    return jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
+
+
 def _pack_pending(pending: list[dict[str, Any]] | None) -> dict[str, list] | None:
     """The per-update training metrics since the last log point, as JSON lists (float32
     values convert to doubles exactly)."""
     if not pending:
         return None
-    stacked = jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
+    stacked = _stack(pending)
     return {k: [bool(x) if v.dtype == bool else float(x) for x in v] for k, v in stacked.items()}
 
 
