@@ -48,6 +48,54 @@ def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, capsys):
     assert [json.loads(l)["sequences"] for l in lines] == [16, 32]
 
 
+class _EasyCopy(tasks.get("copy").__class__):
+    target_bits = 1e9  # every validation point meets it
+
+
+def test_resuming_a_run_that_stopped_early_or_ran_out_of_time_trains_no_further(tmp_path):
+    tasks.register("easy-copy", _EasyCopy)
+    try:
+        early = tmp_path / "early"
+        main(["train", "easy-copy", "--batch-size", "4", "--run-dir", str(early), *TINY])
+        assert json.loads((early / "summary.json").read_text())["status"] == "target reached"
+        out_of_time = tmp_path / "minutes"
+        main(["train", "copy", "--batch-size", "4", "--minutes", "1e-6", "--run-dir",
+              str(out_of_time), *TINY])
+        for run_dir in (early, out_of_time):
+            before = (run_dir / "metrics.jsonl").read_text()
+            status = json.loads((run_dir / "summary.json").read_text())["status"]
+            assert main(["train", "--resume", str(run_dir)]) == 0
+            assert (run_dir / "metrics.jsonl").read_text() == before
+            assert json.loads((run_dir / "summary.json").read_text())["status"] == status
+        # Raising the budget goes on.
+        assert main(["train", "--resume", str(early), "--set", "train.patience=3"]) == 0
+        assert len((early / "metrics.jsonl").read_text().splitlines()) == 3
+    finally:
+        tasks._REGISTRY.pop("easy-copy", None)
+
+
+def test_a_resumed_run_may_change_what_to_do_after_a_non_finite_step(tmp_path):
+    run_dir = tmp_path / "run"
+    main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir),
+          *TINY])
+    assert main(["train", "--resume", str(run_dir), "--sequences", "32",
+                 "--set", "train.on_nonfinite=stop", "--set", "train.max_rollbacks=5"]) == 0
+    train = json.loads((run_dir / "config.json").read_text())["train"]
+    assert (train["on_nonfinite"], train["max_rollbacks"], train["sequences"]) == ("stop", 5, 32)
+
+
+def test_sigterm_exits_with_its_own_code(monkeypatch):
+    import signal
+
+    from diffmem import train
+
+    def stopped(*args, **kwargs):
+        raise train._StopRequested(signal.SIGTERM)
+
+    monkeypatch.setattr(train, "train_and_evaluate", stopped)
+    assert main(["train", "copy"]) == 128 + signal.SIGTERM
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "cpy"], "unknown task 'cpy'; the tasks are: copy"),
     (["train", "copy", "--model", "gru"], "the models are: ntm-lstm, ntm-ff"),

@@ -241,6 +241,8 @@ def test_rollbacks_are_limited(nan_task, tmp_path):
     (["train", "copy", "--set", "train.on_nonfinite=ignore"], "unknown on_nonfinite 'ignore'"),
     (["train"], "name a task to train"),
     (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
+    (["train", "--resume", "nowhere", "--set", "train.lr=0.1"],
+     "--set train.lr=0.1 cannot change a resumed run"),
     (["eval", "nowhere"], "no run directory or checkpoint at nowhere"),
     (["bench", "--seconds", "0"], "--seconds 0.0 must be a positive"),
     (["bench", "--batch-sizes", "1,x"], "--batch-sizes '1,x' must be comma-separated"),

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # the training loop saved and said how to resume
+        return 128 + getattr(stop, "signum", signal.SIGINT)
     except (ValueError, OSError) as err:  # bad values, damaged checkpoints, unusable paths
         if os.environ.get("DIFFMEM_DEBUG"):
             raise
@@ -67,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
     p.add_argument("--run-dir", help="where to write the run (default: runs/TASK-MODEL-TIME)")
     p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run saved in RUN_DIR (only budgets may change)")
+                   help="continue the run saved in RUN_DIR (only budgets and the fields listed in "
+                   "diffmem.config.RESUMABLE_TRAIN_FIELDS may change)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a trained run, also beyond its training lengths")
@@ -129,19 +131,24 @@ def _int_list(text: str, what: str) -> list[int]:
 
 def _train(args: argparse.Namespace) -> int:
     from diffmem import checkpoint
-    from diffmem.config import Config, apply_overrides, resolve, validate
+    from diffmem.config import (RESUMABLE_TRAIN_FIELDS, Config, apply_overrides, resolve,
+                                validate)
     from diffmem.train import train_and_evaluate
 
     if args.resume:
+        resumable = {f"train.{name}" for name in RESUMABLE_TRAIN_FIELDS}
         fixed = [f"--{name.replace('_', '-')}" for name in (
             "batch_size", "seed", "lr", "optimizer", "memory_init", "run_dir")
             if getattr(args, name) is not None]
         fixed += [flag for flag, given in (("--model", args.model is not None),
-                  ("--preset", args.preset != "default"), ("--set", bool(args.set))) if given]
+                  ("--preset", args.preset != "default")) if given]
+        fixed += [f"--set {item}" for item in args.set
+                  if item.partition("=")[0].strip() not in resumable]
         if fixed:
             raise ValueError(
                 f"{', '.join(fixed)} cannot change a resumed run; with --resume only "
-                "--sequences, --minutes, --no-early-stop and --no-tensorboard may be given"
+                "--sequences, --minutes, --no-early-stop, --no-tensorboard and --set with "
+                f"{', '.join(sorted(resumable))} may be given"
             )
         run_dir = Path(args.resume)
         _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
@@ -154,7 +161,7 @@ def _train(args: argparse.Namespace) -> int:
             budgets["early_stop"] = False
         if args.no_tensorboard:
             budgets["tensorboard"] = False
-        config = validate(config.replace(train=budgets))
+        config = apply_overrides(validate(config.replace(train=budgets)), args.set)
     else:
         if not args.task:
             raise ValueError("name a task to train, e.g. `diffmem train copy`, or pass --resume")

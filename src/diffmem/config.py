@@ -70,6 +70,13 @@ class TrainConfig:
     max_rollbacks: int = 3
 
 
+# The training fields a resumed run may change (`diffmem train --resume RUN_DIR --set ...`):
+# its budgets, when to stop early, TensorBoard logging and what to do after a non-finite step.
+# Every other field shapes the updates, so changing it would make the run another one.
+RESUMABLE_TRAIN_FIELDS = ("sequences", "minutes", "early_stop", "patience", "tensorboard",
+                          "on_nonfinite", "max_rollbacks")
+
+
 @dataclass(frozen=True)
 class Config:
     task: str = "copy"

@@ -27,7 +27,8 @@ import optax
 from flax import nnx
 
 from diffmem import checkpoint, losses, tasks
-from diffmem.config import Config, TrainConfig, paper_parameters, validate
+from diffmem.config import (RESUMABLE_TRAIN_FIELDS, Config, TrainConfig, paper_parameters,
+                            validate)
 from diffmem.models import build_model, count_parameters
 from diffmem.tasks import Batch, Task
 
@@ -257,14 +258,11 @@ def train_and_evaluate(
     if resume:
         tensors, header = checkpoint.read(ckpt_path)
         saved = Config.from_dict(header["config"])
-        budgets = dict(sequences=t.sequences, minutes=t.minutes, early_stop=t.early_stop,
-                       tensorboard=t.tensorboard, on_nonfinite=t.on_nonfinite,
-                       max_rollbacks=t.max_rollbacks)
-        if saved.replace(train=budgets) != config:
+        changeable = {name: getattr(t, name) for name in RESUMABLE_TRAIN_FIELDS}
+        if saved.replace(train=changeable) != config:
             raise checkpoint.CheckpointError(
                 f"{ckpt_path} was written with a different configuration; a resumed run may "
-                "change only its budgets (sequences, minutes, early stop), TensorBoard logging "
-                "and what to do after a non-finite step"
+                f"change only train.{', train.'.join(RESUMABLE_TRAIN_FIELDS)}"
             )
         nnx.update(model, checkpoint.restore_state(ckpt_path, nnx.state(model), tensors))
         params = nnx.state(model, nnx.Param)
@@ -358,11 +356,18 @@ def train_and_evaluate(
                                  + "\n```", 0)
 
     val = None
+    # A resumed run that had already stopped early, or spent its minutes, stops again at once
+    # (it goes on if those budgets were raised).
+    if t.early_stop and counters["streak"] >= t.patience:
+        status = "target reached"
+    elif deadline is not None and counters["seconds"] >= deadline:
+        status = "budget: minutes"
+    finished = status != "budget: sequences"
     signals = _GracefulStop()
     try:
-        while counters["sequences"] < t.sequences:
+        while not finished and counters["sequences"] < t.sequences:
             if signals.received:
-                raise _StopRequested
+                raise _StopRequested(signals.received)
             state, m = train_step(state)
             pending.append(m)
             counters["sequences"] += t.batch_size
@@ -515,7 +520,12 @@ def train_and_evaluate(
 
 
 class _StopRequested(KeyboardInterrupt):
-    """Raised by the training loop itself, before an update, after a first Ctrl-C."""
+    """Raised by the training loop itself, before an update, after a first Ctrl-C (SIGINT) or
+    SIGTERM; ``signum`` is the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 class _GracefulStop:
