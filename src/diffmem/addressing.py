@@ -38,12 +38,17 @@ def cosine_similarity(memory: jax.Array, key: jax.Array) -> jax.Array:
       (..., N) similarities in [-1, 1]; all-zero rows or keys give 0, not NaN, and huge values
       do not overflow.
     """
+    # The key is scaled to unit length before the product, and the product divided by |u|
+    # alone, rather than divided by |u| |v|: the gradient then holds at most 1 / |u|^2 (1e16),
+    # never 1 / (|u| |v|)^2 (1e32), which overflows to inf (and inf * 0 to NaN) for all-zero
+    # vectors under a large upstream gradient (a key strength of 1e6). Scaling the memory rows
+    # too would cost a pass over the memory.
     memory, key = _rescale(jnp.asarray(memory)), _rescale(jnp.asarray(key))
+    key = key / _norm(key)[..., None]
     # einsum becomes one batched matrix product, also when a head axis broadcasts against a
     # memory of shape (B, 1, N, M); an elementwise multiply-and-sum is several times slower on
     # the CPU.
-    dot = jnp.einsum("...nm,...m->...n", memory, key)  # (..., N)
-    return dot / (_norm(memory) * _norm(key)[..., None])
+    return jnp.einsum("...nm,...m->...n", memory, key) / _norm(memory)  # (..., N)
 
 
 def _rescale(u: jax.Array) -> jax.Array:
