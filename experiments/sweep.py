@@ -64,8 +64,10 @@ def main() -> int:
     results = []
     if out.exists():
         earlier = json.loads(out.read_text())
+        # The whole configuration but the seed must match: a changed default is another sweep.
         settings = {"task": args.task, "model": base.model.kind, "preset": args.preset,
-                    "overrides": args.set, "minutes_per_seed": base.train.minutes}
+                    "overrides": args.set, "minutes_per_seed": base.train.minutes,
+                    "config": _unseeded(base)}
         differ = {k: earlier.get(k) for k, v in settings.items() if earlier.get(k) != v}
         if differ:
             raise SystemExit(f"{out} holds a sweep with other settings ({differ}); "
@@ -86,11 +88,18 @@ def main() -> int:
               file=sys.stderr, flush=True)
         record = {"task": args.task, "model": base.model.kind, "preset": args.preset,
                   "overrides": args.set, "minutes_per_seed": base.train.minutes,
-                  "machine": machine_description(), "command": " ".join(sys.argv),
+                  "config": _unseeded(base), "machine": machine_description(), "command": " ".join(sys.argv),
                   "runs": sorted(results, key=lambda r: r["seed"])}
         out.write_text(json.dumps(record, indent=2) + "\n")
     print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
+
+
+def _unseeded(config) -> dict:
+    """The configuration as a dictionary, without the seed (which each run sets)."""
+    data = config.to_dict()
+    data["train"] = {k: v for k, v in data["train"].items() if k != "seed"}
+    return data
 
 
 def table(results: list[dict]) -> str:
