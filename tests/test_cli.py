@@ -41,11 +41,15 @@ def test_train_then_eval_then_load_round_trip(tmp_path, capsys):
 def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, capsys):
     run_dir = tmp_path / "run"
     main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir), *TINY])
-    assert main(["train", "--resume", str(run_dir), "--sequences", "32"]) == 0
+    # A resumed run may also change what to do after a non-finite step.
+    assert main(["train", "--resume", str(run_dir), "--sequences", "32",
+                 "--set", "train.on_nonfinite=stop", "--set", "train.max_rollbacks=5"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["sequences"] == 32
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["sequences"] for l in lines] == [16, 32]
+    train = json.loads((run_dir / "config.json").read_text())["train"]
+    assert (train["on_nonfinite"], train["max_rollbacks"]) == ("stop", 5)
 
 
 class _EasyCopy(tasks.get("copy").__class__):
@@ -72,16 +76,6 @@ def test_resuming_a_run_that_stopped_early_or_ran_out_of_time_trains_no_further(
         assert len((early / "metrics.jsonl").read_text().splitlines()) == 3
     finally:
         tasks._REGISTRY.pop("easy-copy", None)
-
-
-def test_a_resumed_run_may_change_what_to_do_after_a_non_finite_step(tmp_path):
-    run_dir = tmp_path / "run"
-    main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir),
-          *TINY])
-    assert main(["train", "--resume", str(run_dir), "--sequences", "32",
-                 "--set", "train.on_nonfinite=stop", "--set", "train.max_rollbacks=5"]) == 0
-    train = json.loads((run_dir / "config.json").read_text())["train"]
-    assert (train["on_nonfinite"], train["max_rollbacks"], train["sequences"]) == ("stop", 5, 32)
 
 
 def test_sigterm_exits_with_its_own_code(monkeypatch):

@@ -239,6 +239,8 @@ def test_rollbacks_are_limited(nan_task, tmp_path):
     (["train", "copy", "--set", "model.heads=2"], "not FIELD=VALUE with a known field"),
     (["train", "copy", "--set", "train.lr=fast"], "'fast' is not a valid float"),
     (["train", "copy", "--set", "train.on_nonfinite=ignore"], "unknown on_nonfinite 'ignore'"),
+    (["train", "copy", "--set", "train.lr_plateau_factor=2"],
+     "train.lr_plateau_factor=2.0 must be a number between 0 and 1"),
     (["train"], "name a task to train"),
     (["train", "--resume", "nowhere"], "no checkpoint at nowhere"),
     (["train", "--resume", "nowhere", "--set", "train.lr=0.1"],

@@ -12,7 +12,8 @@ from diffmem.config import ConfigError, resolve
 from diffmem.models import build_model
 from diffmem.report import write_report
 from diffmem.tasks.copy import Copy
-from diffmem.train import TrainState, make_optimizer, make_train_step, train_and_evaluate
+from diffmem.train import (TrainState, learning_rate, make_optimizer, make_train_step,
+                           train_and_evaluate)
 
 
 def _state(config):
@@ -89,6 +90,9 @@ def test_a_second_run_in_the_same_directory_is_refused(tmp_path, tiny_config):
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
+    # With the plateau rule on, so that its state (best loss, counts, scale) is resumed too.
+    tiny_config = tiny_config.replace(train=dict(lr_plateau_factor=0.5, lr_plateau_patience=1,
+                                                 eval_every=8))
     whole = train_and_evaluate(tiny_config, tmp_path / "whole")
     train_and_evaluate(tiny_config.replace(train=dict(sequences=16)), tmp_path / "split")
     resumed = train_and_evaluate(tiny_config, tmp_path / "split", resume=True)
@@ -102,6 +106,31 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
     whole_tb = _tensorboard_scalars(tmp_path / "whole" / "tensorboard")
     split_tb = _tensorboard_scalars(tmp_path / "split" / "tensorboard")
     assert whole_tb["validation/bits_per_sequence"] == split_tb["validation/bits_per_sequence"]
+
+
+def test_the_rate_falls_when_the_training_loss_stops_improving(tiny_config):
+    t = tiny_config.train.__class__(**{**tiny_config.to_dict()["train"], "lr": 1e-3,
+                                      "lr_min": 2e-4, "lr_plateau_factor": 0.5,
+                                      "lr_plateau_patience": 1, "eval_every": 8,
+                                      "batch_size": 4})  # a stretch is 2 updates
+    tx = make_optimizer(t)
+    params = {"w": jnp.ones(3)}
+    state = tx.init(params)
+    rates = []
+    for loss in [5, 5, 4, 4] + [4] * 16:  # two stretches improving, then none
+        _, state = tx.update({"w": jnp.ones(3)}, state, params, value=jnp.float32(loss))
+        rates.append(learning_rate(t, state, 0))
+    assert rates[:4] == [1e-3] * 4
+    assert rates[-1] == pytest.approx(2e-4)  # halved, halved again, then held at lr_min
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert 5e-4 in [pytest.approx(r) for r in rates]
+
+
+def test_a_run_logs_its_learning_rate(tmp_path, tiny_config):
+    config = tiny_config.replace(train=dict(lr_half_life=16, lr_min=1e-4, tensorboard=False))
+    train_and_evaluate(config, tmp_path)
+    rates = [json.loads(l)["lr"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rates == pytest.approx([3e-3 / 2, 3e-3 / 4])  # after 16 and 32 sequences
 
 
 def test_resuming_with_a_different_model_is_refused(tmp_path, tiny_config):

@@ -54,6 +54,11 @@ class TrainConfig:
     lr_half_life: int | None = None  # sequences per halving of lr (None: constant) ...
     lr_min: float = 1e-4  # ... down to this. Off by default: in our copy runs, halving every
     # 15,000 sequences slowed the last stretch to the target, which needs a high rate
+    # Multiply the rate by this (down to lr_min) whenever the mean training loss of an
+    # eval_every stretch has not improved on the best for lr_plateau_patience stretches
+    # (optax.contrib.reduce_on_plateau); None: off.
+    lr_plateau_factor: float | None = None
+    lr_plateau_patience: int = 2
     grad_clip: float = 10.0  # clip by global norm (Collier & Beel: 50; our measured runs: 10)
     grad_clip_mode: str = "norm"  # "norm": by global norm; "value": elementwise (the paper)
     seed: int = 0  # fixes parameter initialisation and every training batch
@@ -305,6 +310,13 @@ def validate(config: Config) -> Config:
         _positive_float("train.minutes", t.minutes)
     if t.lr_half_life is not None:
         _positive_int("train.lr_half_life", t.lr_half_life)
+    if t.lr_plateau_factor is not None and not (
+            isinstance(t.lr_plateau_factor, (int, float)) and 0 < t.lr_plateau_factor < 1):
+        raise ConfigError(
+            f"train.lr_plateau_factor={t.lr_plateau_factor!r} must be a number between 0 and "
+            "1 (exclusive), e.g. 0.5, or none to keep the rate"
+        )
+    _positive_int("train.lr_plateau_patience", t.lr_plateau_patience)
     _positive_float("train.lr_min", t.lr_min)
     for name in ("early_stop", "tensorboard"):
         if not isinstance(getattr(t, name), bool):

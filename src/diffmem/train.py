@@ -46,19 +46,41 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
         clip = optax.clip_by_global_norm(t.grad_clip)
     else:
         clip = optax.clip(t.grad_clip)  # elementwise, as in the paper
-    lr: float | optax.Schedule = t.lr
-    if t.lr_half_life is not None:
-        # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
-        lr = optax.exponential_decay(
-            t.lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
-            end_value=min(t.lr, t.lr_min),
-        )
+    lr = _schedule(t)
     if t.optimizer == "adam":
         opt = optax.adam(lr)
     else:
         # Centred RMSProp with momentum; epsilon inside the square root (Graves 2013, eq. 38-41).
         opt = optax.rmsprop(lr, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
-    return optax.chain(clip, opt)
+    if t.lr_plateau_factor is None:
+        return optax.chain(clip, opt)
+    # Scales the updates, that is the rate, from the training loss that each update passes
+    # (``value``), averaged over the updates of one eval_every stretch. A stretch that waits
+    # out a reduction (cooldown) does not count toward the next one.
+    plateau = optax.contrib.reduce_on_plateau(
+        factor=t.lr_plateau_factor, patience=t.lr_plateau_patience,
+        cooldown=t.lr_plateau_patience, accumulation_size=max(1, t.eval_every // t.batch_size),
+        min_scale=min(1.0, t.lr_min / t.lr))
+    return optax.chain(clip, opt, plateau)
+
+
+def _schedule(t: TrainConfig) -> float | optax.Schedule:
+    if t.lr_half_life is None:
+        return t.lr
+    # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
+    return optax.exponential_decay(
+        t.lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
+        end_value=min(t.lr, t.lr_min),
+    )
+
+
+def learning_rate(t: TrainConfig, opt_state: Any, step: int) -> float:
+    """The rate of the next update: the schedule's at ``step``, times the plateau scale."""
+    schedule = _schedule(t)
+    lr = float(schedule(step)) if callable(schedule) else schedule
+    if t.lr_plateau_factor is not None:
+        lr *= float(opt_state[-1].scale)  # the chain's last state: reduce_on_plateau's
+    return lr
 
 
 class TrainState(NamedTuple):
@@ -103,7 +125,7 @@ def make_train_step(
         grad_norm = optax.tree.norm(grads)
         loss_finite, grads_finite = jnp.isfinite(loss), jnp.isfinite(grad_norm)
         finite = loss_finite & grads_finite
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
         new_state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
@@ -430,6 +452,7 @@ def train_and_evaluate(
                 "bit_errors": float(np.mean(stacked["bit_errors"])),
                 "val_bits": val["bits"],
                 "val_bit_errors": val["bit_errors"],
+                "lr": learning_rate(t, state.opt_state, int(state.step)),
                 "sequences_per_second": speed,
                 "wall_seconds": counters["seconds"],
             }
@@ -585,6 +608,7 @@ def _log_scalars(writer, record: dict[str, Any], grad_norm: float) -> None:
         "train/bit_errors_per_sequence": record["bit_errors"], "train/grad_norm": grad_norm,
         "validation/bits_per_sequence": record["val_bits"],
         "validation/bit_errors_per_sequence": record["val_bit_errors"],
+        "train/learning_rate": record["lr"],
         "speed/sequences_per_second": record["sequences_per_second"],
     }
     for tag, value in scalars.items():
