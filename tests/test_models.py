@@ -86,7 +86,8 @@ def test_default_preset_keeps_the_papers_architecture(task, model):
     elif (task, model) == ("associative-recall", "ntm-ff"):
         # Measured: steadier over seeds than the paper's training (the seed study).
         assert (default.train.optimizer, default.train.batch_size, default.train.lr,
-                default.model.memory_init) == ("adam", 8, 5e-4, "constant")
+                default.train.lr_plateau_factor, default.model.memory_init) == (
+                    "adam", 8, 5e-4, 0.5, "constant")
     else:
         assert default.train.optimizer == "adam" and default.train.batch_size == 32
     assert paper_parameters(default) == PAPER_MODELS[(task, model)]["parameters"]
