@@ -6,7 +6,7 @@
 # joint tables follow. Every sweep prints, and its results file holds, per seed: whether the
 # target was reached, in how many sequences and seconds, the generalisation errors and the
 # non-finite events. Seeds already in a results file are kept, so an interrupted study can be
-# run again. About 2 minutes per copy seed and 3 to 20 per associative-recall seed.
+# run again. About 2 minutes per copy seed and 2 to 30 per associative-recall seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs/seeds results/seeds
