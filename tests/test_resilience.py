@@ -37,6 +37,16 @@ def uninterrupted(tmp_path_factory):
     return run_dir
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_acts():
+    """Ctrl-C (SIGINT) handled as usual while each test runs, also when the suite itself was
+    started with SIGINT ignored (as a shell does for a background job), which diffmem
+    respects, and which a subprocess would inherit."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _start(run_dir):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "diffmem", "train", "copy", *TINY,
@@ -273,3 +283,14 @@ def test_a_model_called_with_the_wrong_input_width_says_what_it_expected(tiny_ru
     _, model = tiny_run
     with pytest.raises(ValueError, match="Expected inputs with 9 channels .* got 7"):
         model(jnp.zeros((2, 5, 7)))
+
+
+def test_a_sigint_the_caller_ignores_stays_ignored():
+    from diffmem.train import _GracefulStop
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # restored by ctrl_c_acts
+    stop = _GracefulStop()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) == stop._handle
+    stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is not stop._handle
