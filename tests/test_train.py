@@ -109,10 +109,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
 
 
 def test_the_rate_falls_when_the_training_loss_stops_improving(tiny_config):
-    t = tiny_config.train.__class__(**{**tiny_config.to_dict()["train"], "lr": 1e-3,
-                                      "lr_min": 2e-4, "lr_plateau_factor": 0.5,
-                                      "lr_plateau_patience": 1, "eval_every": 8,
-                                      "batch_size": 4})  # a stretch is 2 updates
+    t = tiny_config.replace(train=dict(lr=1e-3, lr_min=2e-4, lr_plateau_factor=0.5,
+                                       lr_plateau_patience=1, eval_every=8,
+                                       batch_size=4)).train  # a stretch is 2 updates
     tx = make_optimizer(t)
     params = {"w": jnp.ones(3)}
     state = tx.init(params)
