@@ -380,14 +380,11 @@ def train_and_evaluate(
     val = None
     # A resumed run that had already stopped early, or spent its minutes, stops again at once
     # (it goes on if those budgets were raised).
-    if t.early_stop and counters["streak"] >= t.patience:
-        status = "target reached"
-    elif deadline is not None and counters["seconds"] >= deadline:
-        status = "budget: minutes"
-    finished = status != "budget: sequences"
+    stop = _stop_reason(t, counters, deadline is not None and counters["seconds"] >= deadline)
+    status = stop or status
     signals = _GracefulStop()
     try:
-        while not finished and counters["sequences"] < t.sequences:
+        while stop is None and counters["sequences"] < t.sequences:
             if signals.received:
                 raise _StopRequested(signals.received)
             state, m = train_step(state)
@@ -472,11 +469,9 @@ def train_and_evaluate(
                                             "seconds": counters["seconds"]}
             save("running")
             good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
-            if t.early_stop and counters["streak"] >= t.patience:
-                status = "target reached"
-                break
-            if out_of_time:
-                status = "budget: minutes"
+            stop = _stop_reason(t, counters, out_of_time)
+            if stop is not None:
+                status = stop
                 break
     except _StopRequested:
         # A first Ctrl-C (or SIGTERM) stops before an update, with the metrics of the updates
@@ -540,6 +535,14 @@ def train_and_evaluate(
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     reporter.summary(summary)
     return Run(model, summary)
+
+
+def _stop_reason(t: TrainConfig, counters: dict[str, Any], out_of_time: bool) -> str | None:
+    """Why a run stops at a log point, or None if it goes on: the validation target met at
+    ``patience`` points in a row (with early stopping on), or the minutes spent."""
+    if t.early_stop and counters["streak"] >= t.patience:
+        return "target reached"
+    return "budget: minutes" if out_of_time else None
 
 
 class _StopRequested(KeyboardInterrupt):
