@@ -14,6 +14,11 @@ any --set overrides) in its own run directory under --runs. The results file hol
 summary; the printed Markdown table has, per seed: whether the target was reached, sequences
 and seconds until validation first went below the target, the final validation bits, the
 wrong-bit fractions at the generalisation sizes, and the number of non-finite steps.
+
+An interrupted sweep (Ctrl-C, SIGTERM) goes on where it stopped when run again with the same
+command: seeds already in the results file are kept, and the seed it was training resumes
+exactly from its run directory's checkpoint (`diffmem train --resume`), its earlier minutes
+counting against its budget.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from diffmem import checkpoint
 from diffmem.config import apply_overrides, resolve
 from diffmem.train import machine_description, train_and_evaluate
 
@@ -37,6 +43,18 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main() -> int:
+    try:
+        return sweep()
+    except KeyboardInterrupt as stop:  # the training loop saved the seed's run
+        print("sweep interrupted: run the same command again to go on (finished seeds are "
+              "kept, the interrupted one resumes from its checkpoint)", file=sys.stderr)
+        return 128 + getattr(stop, "signum", 2)
+    except checkpoint.CheckpointError as err:  # e.g. an unfinished run of other settings
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def sweep() -> int:
     if sys.argv[1:2] == ["--table"]:  # print the table of results files, training nothing
         runs = [r for path in sys.argv[2:] for r in json.loads(Path(path).read_text())["runs"]]
         print(table(sorted(runs, key=lambda r: r["seed"])))
@@ -78,8 +96,14 @@ def main() -> int:
         if seed in done:
             continue
         config = base.replace(train={"seed": seed})
-        run_dir = Path(args.runs) / f"{args.task}-{base.model.kind}-{tag}-seed{seed}-{int(time.time())}"
-        summary = train_and_evaluate(config, run_dir).summary
+        name = f"{args.task}-{base.model.kind}-{tag}-seed{seed}"
+        run_dir = unfinished_run(Path(args.runs), name)
+        if run_dir is not None:
+            print(f"seed {seed}: resuming {run_dir}", file=sys.stderr, flush=True)
+            summary = train_and_evaluate(config, run_dir, resume=True).summary
+        else:
+            run_dir = Path(args.runs) / f"{name}-{int(time.time())}"
+            summary = train_and_evaluate(config, run_dir).summary
         metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
         summary["nan_points"] = sum(1 for m in metrics if m["loss"] is None)
         summary["nonfinite_stop"] = summary["status"].startswith("stopped: non-finite")
@@ -93,6 +117,14 @@ def main() -> int:
         out.write_text(json.dumps(record, indent=2) + "\n")
     print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
+
+
+def unfinished_run(runs: Path, name: str) -> Path | None:
+    """The newest run directory of this sweep's seed (``name``-TIME) that an interruption left
+    with a checkpoint and no summary, or None."""
+    started = [d for d in runs.glob(f"{name}-*")
+               if (d / checkpoint.FILENAME).exists() and not (d / "summary.json").exists()]
+    return max(started, key=lambda d: d.name, default=None)
 
 
 def _unseeded(config) -> dict:
