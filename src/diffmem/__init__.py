@@ -11,7 +11,7 @@ NTM), ``lstm`` (the paper's LSTM baseline), ``tasks`` (the paper's five tasks by
 per run), ``demo`` (the pretrained models shipped in the package).
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from diffmem.demo import load_pretrained  # noqa: E402
 from diffmem.lstm import LSTM  # noqa: E402
