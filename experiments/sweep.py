@@ -17,21 +17,23 @@ wrong-bit fractions at the generalisation sizes, and the number of non-finite st
 
 An interrupted sweep (Ctrl-C, SIGTERM) goes on where it stopped when run again with the same
 command: seeds already in the results file are kept, and the seed it was training resumes
-exactly from its run directory's checkpoint (`diffmem train --resume`), its earlier minutes
-counting against its budget.
+exactly from its run directory's last checkpoint (`diffmem train --resume`), its earlier
+minutes counting against its budget. Only a run directory of the same configuration is taken
+up this way; run one sweep at a time per --runs folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from diffmem import checkpoint
-from diffmem.config import apply_overrides, resolve
+from diffmem.config import Config, apply_overrides, resolve
 from diffmem.train import machine_description, train_and_evaluate
 
 
@@ -47,7 +49,8 @@ def main() -> int:
         return sweep()
     except KeyboardInterrupt as stop:  # the training loop saved the seed's run
         print("sweep interrupted: run the same command again to go on (finished seeds are "
-              "kept, the interrupted one resumes from its checkpoint)", file=sys.stderr)
+              "kept; the interrupted one resumes from its last checkpoint, if it had reached "
+              "one)", file=sys.stderr)
         return 128 + getattr(stop, "signum", 2)
     except checkpoint.CheckpointError as err:  # e.g. an unfinished run of other settings
         print(f"error: {err}", file=sys.stderr)
@@ -97,8 +100,12 @@ def sweep() -> int:
             continue
         config = base.replace(train={"seed": seed})
         name = f"{args.task}-{base.model.kind}-{tag}-seed{seed}"
-        run_dir = unfinished_run(Path(args.runs), name)
-        if run_dir is not None:
+        run_dir = earlier_run(Path(args.runs), name, config)
+        if run_dir is not None and (run_dir / "summary.json").exists():
+            # Finished, but interrupted before the results file was written.
+            print(f"seed {seed}: already trained in {run_dir}", file=sys.stderr, flush=True)
+            summary = json.loads((run_dir / "summary.json").read_text())
+        elif run_dir is not None:
             print(f"seed {seed}: resuming {run_dir}", file=sys.stderr, flush=True)
             summary = train_and_evaluate(config, run_dir, resume=True).summary
         else:
@@ -114,17 +121,26 @@ def sweep() -> int:
                   "overrides": args.set, "minutes_per_seed": base.train.minutes,
                   "config": _unseeded(base), "machine": machine_description(), "command": " ".join(sys.argv),
                   "runs": sorted(results, key=lambda r: r["seed"])}
-        out.write_text(json.dumps(record, indent=2) + "\n")
+        # Written to a temporary file and renamed, so an interrupt cannot truncate it.
+        partial = out.with_name(out.name + ".tmp")
+        partial.write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(partial, out)
     print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
 
 
-def unfinished_run(runs: Path, name: str) -> Path | None:
-    """The newest run directory of this sweep's seed (``name``-TIME) that an interruption left
-    with a checkpoint and no summary, or None."""
-    started = [d for d in runs.glob(f"{name}-*")
-               if (d / checkpoint.FILENAME).exists() and not (d / "summary.json").exists()]
-    return max(started, key=lambda d: d.name, default=None)
+def earlier_run(runs: Path, name: str, config: Config) -> Path | None:
+    """The newest run directory of this seed (``name``-TIME) with ``config`` and a checkpoint:
+    finished (it has a summary) or left by an interruption. None if there is none."""
+    def same_config(run: Path) -> bool:
+        try:
+            return Config.from_dict(json.loads((run / "config.json").read_text())) == config
+        except (OSError, ValueError, TypeError):  # missing, damaged or of another version
+            return False
+
+    runs_of_seed = [d for d in runs.glob(f"{name}-*")
+                    if (d / checkpoint.FILENAME).exists() and same_config(d)]
+    return max(runs_of_seed, key=lambda d: d.name, default=None)
 
 
 def _unseeded(config) -> dict:

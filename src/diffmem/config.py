@@ -149,7 +149,8 @@ PAPER_MODELS: dict[tuple[str, str], dict[str, Any]] = {
 # Presets, on top of the architecture above.
 # "default": what trains fastest here (README, "Defaults and the paper"): batches of 32, Adam,
 #   clipping by global norm, and a constant initial memory (Collier & Beel); but the paper's
-#   training for the NTMs on the tasks in _PAPER_TRAINING_BY_DEFAULT.
+#   optimiser, batch size, rate and clipping for the NTMs in _PAPER_TRAINING_BY_DEFAULT, with
+#   the paper's learned initial memory unless they are in _CONSTANT_MEMORY_BY_DEFAULT.
 # "paper": the paper's training (Graves et al. 2014; SPEC section 1): RMSProp with momentum 0.9
 #   at the paper's per-task rate, one sequence per update, gradients clipped elementwise to
 #   +-10, and a learned initial memory ("learned bias values").
@@ -174,7 +175,8 @@ _TASK_MODEL_TRAIN = {
 # settings learned repeat copy (LSTM controller) and associative recall (feed-forward
 # controller, and the LSTM controller down to 1.1 bits). For the feed-forward NTM on
 # associative recall, batches of 8 with Adam at 5e-4, with or without halving the rate on a
-# stalled loss, did no better over seeds (README, "Seed stability"; results/seeds/trials/).
+# stalled loss, did no better over seeds (README, "Defaults and the paper";
+# results/seeds/trials/).
 _PAPER_TRAINING_BY_DEFAULT = (
     ("repeat-copy", "ntm-lstm"),
     ("associative-recall", "ntm-lstm"),
@@ -189,8 +191,9 @@ _CONSTANT_MEMORY_BY_DEFAULT = (("associative-recall", "ntm-ff"),)
 
 # The model `diffmem train TASK` uses when none is named: the LSTM-controller NTM, except on
 # associative recall, where the paper found the feed-forward controller best, and where ours
-# reached the target in 2.7 minutes while the LSTM controller stalled at 1.1 bits after 22
-# (README results table; the seed study has the spread over seeds).
+# reached the target in 2.7 minutes (the paper preset) while the LSTM controller stalled at 1.1
+# bits after 22 (README results table); by default it reached it with 10 of 10 seeds, in 1 to
+# 18 minutes (README, "Seed stability").
 DEFAULT_MODELS: dict[str, str] = {"associative-recall": "ntm-ff"}
 
 
