@@ -156,11 +156,14 @@ def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax
 
 def fixed_batches(task: Task, count: int, seed: int, **sizes: Any) -> list[Batch]:
     """``count`` sequences drawn with a fixed seed, in batches of at most EVAL_BATCH."""
+    # Compiled once per batch shape: run eagerly, every operation of the sampler would be
+    # compiled on its own for each new shape (seconds per validation or evaluation set).
+    sample = jax.jit(task.sample, static_argnums=1, static_argnames=tuple(sizes))
     key = jax.random.key(seed)
     out, done = [], 0
     while done < count:
         n = min(EVAL_BATCH, count - done)
-        out.append(task.sample(jax.random.fold_in(key, done), n, **sizes))
+        out.append(sample(jax.random.fold_in(key, done), n, **sizes))
         done += n
     return out
 
