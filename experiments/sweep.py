@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -122,9 +121,10 @@ def sweep() -> int:
                   "config": _unseeded(base), "machine": machine_description(), "command": " ".join(sys.argv),
                   "runs": sorted(results, key=lambda r: r["seed"])}
         # Written to a temporary file and renamed, so an interrupt cannot truncate it.
-        partial = out.with_name(out.name + ".tmp")
-        partial.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(partial, out)
+        # (the same way as experiments/reproduce.py writes its records).
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(out)
     print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
 
