@@ -20,7 +20,7 @@ from pathlib import Path
 from flax import nnx
 
 from diffmem import checkpoint
-from diffmem.demo import WEIGHTS, MAX_BYTES
+from diffmem.demo import MAX_BYTES, WEIGHTS
 from diffmem.models import load
 
 

@@ -1,4 +1,4 @@
-"""Draw the README's figures from the shipped pretrained models and the reproduction records.
+"""Draw the figures of docs/ from the shipped pretrained models and the reproduction records.
 
     python experiments/make_figures.py            # writes docs/figures/*.png
 

@@ -4,10 +4,10 @@
     python experiments/reproduce.py copy --models ntm-ff --minutes 6 --preset paper
 
 For each model this trains the task's configuration for the preset (the paper's architecture;
-see diffmem.config.PAPER_MODELS) with one seed in runs/reproduce/TASK-MODEL-PRESET, and writes
+see diffmem.presets.PAPER_MODELS) with one seed in runs/reproduce/TASK-MODEL-PRESET, and writes
 results/reproduce/TASK-MODEL-PRESET.json: the command, the resolved configuration, the budget,
 the machine, the learning curve (metrics.jsonl) and the run's summary (validation and
-generalisation). `python experiments/results_table.py` builds the README's table from these.
+generalisation). `python experiments/results_table.py` builds the results table from these.
 """
 
 from __future__ import annotations
@@ -18,31 +18,21 @@ import sys
 import time
 from pathlib import Path
 
-from diffmem.config import MODELS, apply_overrides, resolve
-from diffmem.train import Reporter, machine_description, train_and_evaluate
+from rich.console import Console
 
-
-class LogReporter(Reporter):
-    """One line per validation point on stderr, for runs whose output goes to a log file."""
-
-    def start(self, config, parameters, sequences, compile_seconds):
-        print(f"{config.task} {config.model.kind} ({config.preset}): {parameters:,} parameters, "
-              f"compiled in {compile_seconds:.1f} s", file=sys.stderr, flush=True)
-
-    def log(self, r):
-        print(f"  {r['sequences']:>9,} seq  {r['wall_seconds']:7.0f} s  train bits {r['bits']}  "
-              f"val bits {r['val_bits']}  {r['sequences_per_second']:.0f} seq/s",
-              file=sys.stderr, flush=True)
-
-    def message(self, text):
-        print(text, file=sys.stderr, flush=True)
+from diffmem import rundir
+from diffmem.config import apply_overrides, resolve
+from diffmem.console import ConsoleReporter
+from diffmem.models import names as model_names
+from diffmem.train import machine_description, train_and_evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task")
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated model kinds")
+    p.add_argument("--models", default=",".join(model_names()),
+                   help="comma-separated model kinds")
     p.add_argument("--preset", default="default")
     p.add_argument("--minutes", type=float, default=10.0, help="budget per model")
     p.add_argument("--sequences", type=int, help="budget per model, in sequences")
@@ -77,18 +67,18 @@ def main(argv: list[str] | None = None) -> int:
             command, started = f"{earlier['command']} && {command}", earlier["started"]
         else:
             run_dir = Path(args.runs) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # Progress on stderr: a plain line per validation point when it goes to a log file.
+        reporter = ConsoleReporter(Console(stderr=True))
         summary = train_and_evaluate(config, run_dir, resume=bool(args.resume),
-                                     reporter=LogReporter()).summary
-        curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+                                     reporter=reporter).summary
+        curve = rundir.read_metrics(run_dir)
         record = {
             "task": args.task, "model": model, "preset": args.preset,
             "command": command, "started": started, "machine": machine_description(),
             "config": config.to_dict(), "summary": summary, "curve": curve,
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        tmp.replace(out)
+        rundir.write_json(out, record, indent=1)
         print(f"{name}: {summary['status']}, validation {summary['validation']['bits']:.4f} "
               f"bits after {summary['sequences']:,} sequences, {summary['train_seconds']:.0f} s "
               f"-> {out}", file=sys.stderr, flush=True)

@@ -1,15 +1,19 @@
-"""Build the README's results table from the reproduction records, beside the paper's figures.
+"""Build the generated tables of README.md and docs/ from the records in results/.
 
-    python experiments/results_table.py                      # print the Markdown tables
-    python experiments/results_table.py --readme README.md   # rewrite them in the README
+    python experiments/results_table.py           # print the results and parameter tables
+    python experiments/results_table.py --write   # rewrite every generated table in place
 
-Two tables: the results of each task and model beside the paper's, and the parameter counts
-of the paper's architectures here beside the paper's.
+The tables: the results of each task and model beside the paper's (README.md and
+docs/results.md), the parameter counts of the paper's architectures here beside the paper's
+(docs/results.md), and the two ten-seed studies (docs/seed-studies.md). Each sits between a
+pair of MARKERS, in whichever of README.md and docs/*.md holds them; --write rewrites them all.
 
-The records are the JSON files written by experiments/reproduce.py (results/reproduce/ on the
-CPU, results/gpu/ from experiments/gpu_run.sh). RUNS below says which record fills each cell;
-a cell with no record says "not run". tests/test_readme.py checks that the README's tables
-are this script's output.
+The results table reads the JSON records written by experiments/reproduce.py (results/reproduce/,
+from the CPU and from experiments/gpu_run.sh on a GPU; each record names its machine). RUNS
+below says which record fills each cell; a cell with no record says "not run". The seed tables
+are `experiments/sweep.py --table`'s output for the files in SEED_STUDIES.
+tests/test_readme.py checks that every generated table, wherever it lives, is this script's
+output.
 """
 
 from __future__ import annotations
@@ -19,30 +23,43 @@ import json
 import sys
 from pathlib import Path
 
+from diffmem.models import names as model_names
+
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -->"),
-           "parameters": ("<!-- parameters-table:start -->", "<!-- parameters-table:end -->")}
+           "parameters": ("<!-- parameters-table:start -->", "<!-- parameters-table:end -->"),
+           "seeds-copy": ("<!-- seeds-copy-table:start -->", "<!-- seeds-copy-table:end -->"),
+           "seeds-associative-recall": ("<!-- seeds-associative-recall-table:start -->",
+                                        "<!-- seeds-associative-recall-table:end -->")}
+# The files that may hold generated tables.
+DOCUMENTS = ("README.md", "docs/*.md")
+# The sweep results (relative to results/) behind each seed table.
+SEED_STUDIES = {"seeds-copy": ("seeds/copy-even.json", "seeds/copy-odd.json"),
+                "seeds-associative-recall": ("seeds/associative-recall-even.json",
+                                             "seeds/associative-recall-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
-MODELS = ("ntm-lstm", "ntm-ff", "lstm")
+# The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
+# and PAPER below.
+MODELS = tuple(model_names())
 
 # The record behind each cell, relative to results/. Where a cell uses the paper's preset or a
-# resumed or changed run, the "settings" column and the README's text say so.
+# resumed or changed run, the "settings" column and docs/results.md say so.
 RUNS = {
     ("copy", "ntm-lstm"): "reproduce/copy-ntm-lstm-default.json",
     ("copy", "ntm-ff"): "reproduce/copy-ntm-ff-default.json",
     ("copy", "lstm"): "reproduce/copy-lstm-default.json",
     ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-paper.json",
     ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-paper.json",
-    ("repeat-copy", "lstm"): "gpu/repeat-copy-lstm-default.json",
+    ("repeat-copy", "lstm"): "reproduce/repeat-copy-lstm-default.json",
     ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-paper.json",
     ("associative-recall", "ntm-ff"): "reproduce/associative-recall-ntm-ff-paper.json",
     ("associative-recall", "lstm"): "reproduce/associative-recall-lstm-default.json",
     ("dynamic-ngrams", "ntm-lstm"): "reproduce/dynamic-ngrams-ntm-lstm-default.json",
     ("dynamic-ngrams", "ntm-ff"): "reproduce/dynamic-ngrams-ntm-ff-default.json",
-    ("dynamic-ngrams", "lstm"): "gpu/dynamic-ngrams-lstm-default.json",
-    ("priority-sort", "ntm-lstm"): "gpu/priority-sort-ntm-lstm-default-resumed.json",
-    ("priority-sort", "ntm-ff"): "gpu/priority-sort-ntm-ff-default-lr1e-3.json",
-    ("priority-sort", "lstm"): "gpu/priority-sort-lstm-default.json",
+    ("dynamic-ngrams", "lstm"): "reproduce/dynamic-ngrams-lstm-default.json",
+    ("priority-sort", "ntm-lstm"): "reproduce/priority-sort-ntm-lstm-default-resumed.json",
+    ("priority-sort", "ntm-ff"): "reproduce/priority-sort-ntm-ff-default-lr1e-3.json",
+    ("priority-sort", "lstm"): "reproduce/priority-sort-lstm-default.json",
 }
 
 # The paper's figures (Graves et al. 2014, sections 4.1-4.5; ~ read off its plots; SPEC).
@@ -145,8 +162,9 @@ def parameters_table() -> str:
     """Parameter counts of the paper's architectures here, beside the paper's (Tables 1-3)."""
     from flax import nnx
 
-    from diffmem.config import PAPER_MODELS, paper_parameters, resolve
+    from diffmem.config import paper_parameters, resolve
     from diffmem.models import build_model, count_parameters
+    from diffmem.presets import PAPER_MODELS
 
     lines = ["| task | model | architecture | parameters here | paper | difference |",
              "|---|---|---|---|---|---|"]
@@ -165,6 +183,28 @@ def parameters_table() -> str:
     return "\n".join(lines)
 
 
+def seed_table(results: Path, files: tuple[str, ...]) -> str:
+    """`python experiments/sweep.py --table FILE...`: one row per seed of the joined sweeps."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep", ROOT / "experiments" / "sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    runs = [r for f in files for r in json.loads((results / f).read_text())["runs"]]
+    return sweep.table(sorted(runs, key=lambda r: r["seed"]))
+
+
+def blocks(results: Path) -> dict[str, str]:
+    """Every generated table, by its name in MARKERS."""
+    return {"results": table(results), "parameters": parameters_table(),
+            **{name: seed_table(results, files) for name, files in SEED_STUDIES.items()}}
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """README.md and docs/*.md: the files that may hold generated tables."""
+    return sorted(p for pattern in DOCUMENTS for p in root.glob(pattern))
+
+
 def replace_block(text: str, name: str, block: str) -> str:
     start, end = MARKERS[name]
     before, rest = text.split(start)
@@ -172,21 +212,37 @@ def replace_block(text: str, name: str, block: str) -> str:
     return f"{before}{start}\n{block}\n{end}{after}"
 
 
+def write(tables: dict[str, str], paths: list[Path]) -> list[Path]:
+    """Rewrite every table of ``tables`` in each of ``paths`` that holds its markers; return
+    the files changed. Raise ValueError for a table that no file holds."""
+    changed, placed = [], set()
+    for path in paths:
+        text = new = path.read_text()
+        for name, block in tables.items():
+            if MARKERS[name][0] in new:
+                new = replace_block(new, name, block)
+                placed.add(name)
+        if new != text:
+            path.write_text(new)
+            changed.append(path)
+    if missing := sorted(set(tables) - placed):
+        raise ValueError(f"no file of {', '.join(DOCUMENTS)} holds the markers of: "
+                         f"{', '.join(missing)}")
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(ROOT / "results"))
-    p.add_argument("--readme", help="rewrite the table between the markers in this file")
+    p.add_argument("--write", action="store_true",
+                   help="rewrite every generated table in README.md and docs/*.md")
     args = p.parse_args(argv)
-    blocks = {"results": table(Path(args.results)), "parameters": parameters_table()}
-    if args.readme:
-        readme = Path(args.readme)
-        text = readme.read_text()
-        for name, block in blocks.items():
-            text = replace_block(text, name, block)
-        readme.write_text(text)
+    if args.write:
+        for path in write(blocks(Path(args.results)), documents()):
+            print(f"rewrote {path.relative_to(ROOT)}")
     else:
-        print(blocks["results"] + "\n\n" + blocks["parameters"])
+        print(table(Path(args.results)) + "\n\n" + parameters_table())
     return 0
 
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The seed-stability study (README, "Seed stability: ten seeds"): seeds 0 to 9 of associative
-# recall and of copy with the default settings (`diffmem train associative-recall`, `diffmem
-# train copy`). Two sweeps run side by side, each pinned to one CPU core with single-threaded
-# XLA: even seeds on core 0, odd seeds on core 1, associative recall first, then copy. The
-# joint tables follow. Every sweep prints, and its results file holds, per seed: whether the
-# target was reached, in how many sequences and seconds, the generalisation errors and the
-# non-finite events. Seeds already in a results file are kept, so an interrupted study can be
-# run again. About 2 minutes per copy seed and 2 to 30 per associative-recall seed.
+# The seed-stability study (docs/seed-studies.md; records in results/seeds/): seeds 0 to 9 of
+# associative recall and of copy with the default settings (`diffmem train associative-recall`,
+# `diffmem train copy`). Two sweeps run side by side, each pinned to one CPU core with
+# single-threaded XLA: even seeds on core 0, odd seeds on core 1, associative recall first, then
+# copy. The joint tables follow. Every sweep prints, and its results file holds, per seed: whether
+# the target was reached, in how many sequences and seconds, the generalisation errors and the
+# non-finite events. Seeds already in a results file are kept, so an interrupted study can be run
+# again. About 2 minutes per copy seed and 2 to 30 per associative-recall seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs/seeds results/seeds

@@ -1,10 +1,12 @@
 """Train one configuration with several seeds, one after the other, and tabulate the outcome.
 
-Used for the README's stability and memory-initialisation tables, for example:
+Used for the seed studies (experiments/seed_study.sh, results/seeds/) and the
+memory-initialisation comparison (results/memory-init/), for example:
 
-    python experiments/sweep.py copy --seeds 0-4 --minutes 10 --out results/copy-seeds.json
+    python experiments/sweep.py copy --seeds 0-4 --minutes 10 \
+        --out results/memory-init/copy-init-constant.json
     python experiments/sweep.py copy --seeds 0-2 --set model.memory_init=learned \
-        --out results/copy-init-learned.json
+        --out results/memory-init/copy-init-learned.json
 
 `python experiments/sweep.py --table RESULTS.json [...]` prints the table of results files
 (for example of one sweep split over two processes) without training.
@@ -31,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffmem import checkpoint
+from diffmem import checkpoint, rundir
 from diffmem.config import Config, apply_overrides, resolve
 from diffmem.train import machine_description, train_and_evaluate
 
@@ -61,7 +63,8 @@ def sweep() -> int:
         runs = [r for path in sys.argv[2:] for r in json.loads(Path(path).read_text())["runs"]]
         print(table(sorted(runs, key=lambda r: r["seed"])))
         return 0
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task")
     p.add_argument("--model", help="default: the task's default model")
     p.add_argument("--preset", default="default")
@@ -100,17 +103,17 @@ def sweep() -> int:
         config = base.replace(train={"seed": seed})
         name = f"{args.task}-{base.model.kind}-{tag}-seed{seed}"
         run_dir = earlier_run(Path(args.runs), name, config)
-        if run_dir is not None and (run_dir / "summary.json").exists():
+        if run_dir is not None and rundir.read_summary(run_dir) is not None:
             # Finished, but interrupted before the results file was written.
             print(f"seed {seed}: already trained in {run_dir}", file=sys.stderr, flush=True)
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = rundir.read_summary(run_dir)
         elif run_dir is not None:
             print(f"seed {seed}: resuming {run_dir}", file=sys.stderr, flush=True)
             summary = train_and_evaluate(config, run_dir, resume=True).summary
         else:
             run_dir = Path(args.runs) / f"{name}-{int(time.time())}"
             summary = train_and_evaluate(config, run_dir).summary
-        metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        metrics = rundir.read_metrics(run_dir)
         summary["nan_points"] = sum(1 for m in metrics if m["loss"] is None)
         summary["nonfinite_stop"] = summary["status"].startswith("stopped: non-finite")
         results.append(summary)
@@ -118,13 +121,10 @@ def sweep() -> int:
               file=sys.stderr, flush=True)
         record = {"task": args.task, "model": base.model.kind, "preset": args.preset,
                   "overrides": args.set, "minutes_per_seed": base.train.minutes,
-                  "config": _unseeded(base), "machine": machine_description(), "command": " ".join(sys.argv),
+                  "config": _unseeded(base), "machine": machine_description(),
+                  "command": " ".join(sys.argv),
                   "runs": sorted(results, key=lambda r: r["seed"])}
-        # Written to a temporary file and renamed, so an interrupt cannot truncate it.
-        # (the same way as experiments/reproduce.py writes its records).
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(out)
+        rundir.write_json(out, record)  # atomically: an interrupt cannot truncate it
     print(table(sorted(results, key=lambda r: r["seed"])))
     return 0
 
@@ -134,8 +134,8 @@ def earlier_run(runs: Path, name: str, config: Config) -> Path | None:
     finished (it has a summary) or left by an interruption. None if there is none."""
     def same_config(run: Path) -> bool:
         try:
-            return Config.from_dict(json.loads((run / "config.json").read_text())) == config
-        except (OSError, ValueError, TypeError):  # missing, damaged or of another version
+            return rundir.read_config(run) == config
+        except (OSError, ValueError):  # missing, damaged or of another version
             return False
 
     runs_of_seed = [d for d in runs.glob(f"{name}-*")

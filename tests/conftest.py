@@ -1,9 +1,35 @@
-"""Shared helpers: a tiny configuration that every training test starts from and shrinks."""
+"""Shared helpers: a tiny configuration that every training test starts from and shrinks, and
+one compilation cache for the whole session.
 
-import jax
-import pytest
+Most of the suite's time is XLA compiling the same few small programs: every test that builds
+a model or a sampler of the same shapes compiles the same program again, and so does every
+`python -m diffmem` the tests start. JAX's persistent compilation cache keeps each compiled
+program on disk after its first compilation. It is switched on here, before jax is imported,
+through the environment, so that the subprocesses inherit it; set JAX_COMPILATION_CACHE_DIR
+yourself to keep the cache between sessions (a fresh directory is made otherwise, and removed
+at the end).
+"""
 
-from diffmem.config import resolve
+import os
+import shutil
+import tempfile
+
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="diffmem-xla-cache-")
+# Cache every program, however quick to compile or small: the suite's are all small.
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+import jax  # noqa: E402  (after the environment above, which jax reads when imported)
+import pytest  # noqa: E402
+
+from diffmem.config import resolve  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
@@ -21,15 +47,6 @@ def tiny_config():
         train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
                    eval_count=4, lr=3e-3),
     )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """Share compiled programs between tests: many build the same small model."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    yield
 
 
 @pytest.fixture(scope="session")

@@ -82,9 +82,10 @@ def test_sigterm_exits_with_its_own_code(monkeypatch):
     import signal
 
     from diffmem import train
+    from diffmem.resume import StopRequested
 
     def stopped(*args, **kwargs):
-        raise train._StopRequested(signal.SIGTERM)
+        raise StopRequested(signal.SIGTERM)
 
     monkeypatch.setattr(train, "train_and_evaluate", stopped)
     assert main(["train", "copy"]) == 128 + signal.SIGTERM
@@ -135,18 +136,3 @@ def test_eval_takes_each_tasks_own_sizes(tmp_path, capsys):
     assert [r["size"] for r in rows] == [{"length": 3, "repeats": 2}, {"length": 4, "repeats": 1}]
     assert main(["eval", str(run_dir), "--sizes", "3"]) == 2
     assert "LENGTHxREPEATS" in capsys.readouterr().out
-
-
-def test_train_prints_the_papers_parameter_count_for_the_papers_architecture(capsys):
-    from diffmem.cli import RichReporter
-    from diffmem.config import resolve
-
-    reporter = RichReporter()
-    reporter.start(resolve("associative-recall", "ntm-lstm"), 64_454, 0, 1.0)
-    reporter.stop()
-    out = " ".join(capsys.readouterr().out.split())
-    assert "ntm-lstm (64,454 parameters, the paper's 70,330)" in out
-    small = resolve("associative-recall", "ntm-lstm").replace(model=dict(controller_size=8))
-    reporter.start(small, 9, 0, 1.0)
-    reporter.stop()
-    assert "the paper's" not in capsys.readouterr().out

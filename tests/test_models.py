@@ -1,4 +1,4 @@
-"""The LSTM baseline, the paper's architectures and presets, and parameter counts."""
+"""The LSTM baseline, and the parameter counts of the paper's architectures."""
 
 import jax
 import jax.numpy as jnp
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from diffmem import tasks
-from diffmem.config import MODELS, PAPER_MODELS, ConfigError, paper_parameters, resolve
+from diffmem.config import paper_parameters, resolve
 from diffmem.controllers import LSTMController
 from diffmem.lstm import LSTM
 from diffmem.models import build_model, count_parameters
+from diffmem.presets import PAPER_MODELS
 
-PAIRS = [(task, model) for task in tasks.names() for model in MODELS]
+PAIRS = list(PAPER_MODELS)
 
 
 def test_lstm_baseline_maps_sequences_to_logits_and_is_causal():
@@ -61,66 +61,3 @@ def test_paper_architectures_match_the_papers_parameter_counts(task, model):
     # published 146,845 is 16% above what the stated architecture gives (README).
     tolerance = 0.17 if (task, model) == ("associative-recall", "ntm-ff") else 0.105
     assert abs(ours - paper) / paper < tolerance, (ours, paper)
-
-
-@pytest.mark.parametrize("task, model", PAIRS)
-def test_paper_preset_is_the_papers_training(task, model):
-    config = resolve(task, model, "paper")
-    t, m = config.train, config.model
-    assert (t.optimizer, t.batch_size, t.grad_clip_mode, t.grad_clip) == ("rmsprop", 1, "value", 10.0)
-    assert t.lr == PAPER_MODELS[(task, model)]["lr"]
-    assert (m.memory_rows, m.memory_width, m.shift_radius) == (128, 20, 1)
-    if model != "lstm":
-        assert m.memory_init == "learned"  # the paper's "learned bias values"
-        assert m.read_heads == m.write_heads == PAPER_MODELS[(task, model)]["heads"]
-
-
-@pytest.mark.parametrize("task, model", PAIRS)
-def test_default_preset_keeps_the_papers_architecture(task, model):
-    default, paper = resolve(task, model), resolve(task, model, "paper")
-    for field in ("kind", "controller_size", "controller_layers", "read_heads", "write_heads"):
-        assert getattr(default.model, field) == getattr(paper.model, field), field
-    if (task, model) in [("repeat-copy", "ntm-lstm"), ("associative-recall", "ntm-lstm"),
-                         ("associative-recall", "ntm-ff")]:
-        # Measured: these NTMs learn with the paper's training and not with batch-32 Adam.
-        # The feed-forward one on associative recall starts from a constant memory, where the
-        # paper's is learned: with it every seed of the study reached the target (README).
-        init = "constant" if model == "ntm-ff" else "learned"
-        assert default.model.memory_init == init
-        assert default.replace(preset="paper", model=dict(memory_init="learned"),
-                               train=dict(minutes=paper.train.minutes)) == paper
-    else:
-        assert default.train.optimizer == "adam" and default.train.batch_size == 32
-    assert paper_parameters(default) == PAPER_MODELS[(task, model)]["parameters"]
-
-
-def test_paper_parameters_is_none_for_a_changed_architecture():
-    config = resolve("copy").replace(model=dict(controller_size=64))
-    assert paper_parameters(config) is None
-
-
-def test_dynamic_ngrams_validates_on_1000_sequences():
-    assert resolve("dynamic-ngrams").train.val_size == 1000
-
-
-def test_unknown_model_lists_the_lstm_baseline():
-    with pytest.raises(ConfigError, match="ntm-lstm, ntm-ff, lstm"):
-        resolve("copy", "gru")
-
-
-def test_a_registered_task_without_a_paper_setting_gets_the_plain_defaults():
-    from diffmem.tasks.copy import Copy
-
-    tasks.register("short-copy", lambda: Copy(max_length=4))
-    try:
-        config = resolve("short-copy")
-        assert config.model.controller_size == 100 and paper_parameters(config) is None
-        with pytest.raises(ConfigError, match="no paper preset for task 'short-copy'"):
-            resolve("short-copy", preset="paper")
-    finally:
-        tasks._REGISTRY.pop("short-copy")
-
-
-def test_paper_parameters_of_the_lstm_baseline_ignore_the_ntm_fields():
-    config = resolve("copy", "lstm").replace(model=dict(memory_rows=64))
-    assert paper_parameters(config) == 1_352_969

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 import diffmem
-from diffmem import plots, tasks
+from diffmem import plots, rundir, tasks
 from diffmem.cli import main
 from diffmem.train import evaluate
 
@@ -28,7 +28,7 @@ def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_run, tmp_path):
 
 def test_learning_curves_overlay_training_and_validation_for_each_run(tiny_run):
     run_dir, _ = tiny_run
-    records = plots.read_metrics(run_dir)
+    records = rundir.read_metrics(run_dir)
     fig = plots.learning_curves({"a": records, "b": records})
     ax = fig.axes[0]
     assert [line.get_label() for line in ax.get_lines()] == [

@@ -194,7 +194,7 @@ class _InterruptAfter(Reporter):
     def __init__(self, sequences):
         self.at, self.seen = sequences, 0
 
-    def start(self, config, parameters, sequences, compile_seconds):
+    def start(self, config, parameters, sequences, compile_seconds, seconds=0.0):
         self.seen = sequences
 
     def advance(self, sequences):
@@ -286,10 +286,10 @@ def test_a_model_called_with_the_wrong_input_width_says_what_it_expected(tiny_ru
 
 
 def test_a_sigint_the_caller_ignores_stays_ignored():
-    from diffmem.train import _GracefulStop
+    from diffmem.resume import GracefulStop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # restored by ctrl_c_acts
-    stop = _GracefulStop()
+    stop = GracefulStop()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) == stop._handle
     stop.restore()

@@ -76,10 +76,10 @@ def test_a_seed_trained_before_an_interrupt_is_taken_from_its_run_not_retrained(
 
 def test_an_interrupted_sweep_says_how_to_go_on_and_exits_with_the_signal(
         sweep, tmp_path, monkeypatch, capsys):
-    from diffmem.train import _StopRequested
+    from diffmem.resume import StopRequested
 
     def interrupted(config, run_dir, **kwargs):
-        raise _StopRequested(15)
+        raise StopRequested(15)
 
     monkeypatch.setattr(sweep, "train_and_evaluate", interrupted)
     monkeypatch.setattr(sys, "argv", ["sweep.py", "copy", "--seeds", "0", "--runs",

@@ -2,15 +2,15 @@
 
 A checkpoint holds the model's variables (``model/<path>``), optionally the optimiser state
 (``optimizer/<path>``), and a JSON header with the format version, the run's configuration and
-its counters. It is written to a temporary file beside the target and renamed over it, so a
-crash or interrupt leaves either the old checkpoint or the new one, never half of one.
+its counters. It is written with ``diffmem.rundir.atomic_write`` (a temporary file, then a
+rename), so a crash or interrupt leaves either the old checkpoint or the new one, never half of
+one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import jax
 import numpy as np
 from flax import nnx
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save as save_bytes
+
+from diffmem.rundir import atomic_write
 
 FORMAT = "diffmem-checkpoint"
 VERSION = 1
@@ -54,18 +56,7 @@ def save(path: str | os.PathLike, model_state: nnx.State, meta: dict[str, Any],
     for prefix, tree in (extra or {}).items():
         tensors.update(_flatten_tree(prefix, tree))
     header = {"format": FORMAT, "version": VERSION, **meta}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"diffmem": json.dumps(header)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them current
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, save_bytes(tensors, metadata={"diffmem": json.dumps(header)}))
 
 
 def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

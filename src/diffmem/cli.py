@@ -12,12 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
-from rich.table import Table
-
-console = Console()
+from diffmem.console import bench_table, console, demo_table, error, eval_table, warn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,13 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad values, damaged checkpoints, unusable paths
         if os.environ.get("DIFFMEM_DEBUG"):
             raise
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        error(str(err))
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     from diffmem import __version__, tasks
-    from diffmem.config import MODELS, OPTIMIZERS, preset_names
+    from diffmem import models
+    from diffmem.config import OPTIMIZERS, preset_names
     from diffmem.ntm import MEMORY_INITS
 
     parser = argparse.ArgumentParser(
@@ -49,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a task",
                        description="Train a model on a task; defaults are in diffmem.config.")
     p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
-    p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: ntm-lstm; ntm-ff "
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: ntm-lstm; ntm-ff "
                    "for associative-recall)")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--batch-size", type=int)
@@ -71,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run saved in RUN_DIR (only budgets and the fields listed in "
                    "diffmem.config.RESUMABLE_TRAIN_FIELDS may change)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("config", help="print the configuration a train command would use",
+                       description="Print, as JSON, the resolved configuration of a task, model "
+                       "and preset (diffmem.presets) with --set applied, why the preset sets "
+                       "what it does, and the parameter count beside the paper's; trains "
+                       "nothing.")
+    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: the task's, "
+                   "as for train)")
+    p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
+    p.set_defaults(func=_config)
 
     p = sub.add_parser("eval", help="evaluate a trained run, also beyond its training lengths")
     p.add_argument("run_dir")
@@ -129,58 +138,72 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
+# The options of `diffmem train` that set a configuration field, and the field each sets.
+_TRAIN_FLAGS = {"batch_size": "train.batch_size", "sequences": "train.sequences",
+                "minutes": "train.minutes", "seed": "train.seed", "lr": "train.lr",
+                "optimizer": "train.optimizer", "memory_init": "model.memory_init"}
+
+
 def _train(args: argparse.Namespace) -> int:
     from diffmem import checkpoint
-    from diffmem.config import (RESUMABLE_TRAIN_FIELDS, Config, apply_overrides, resolve,
-                                validate)
+    from diffmem.config import Config, apply_overrides, resolve
+    from diffmem.console import ConsoleReporter
     from diffmem.train import train_and_evaluate
 
+    changes = {field: getattr(args, name) for name, field in _TRAIN_FLAGS.items()
+               if getattr(args, name) is not None}
+    if args.no_early_stop:
+        changes["train.early_stop"] = False
+    if args.no_tensorboard:
+        changes["train.tensorboard"] = False
     if args.resume:
-        resumable = {f"train.{name}" for name in RESUMABLE_TRAIN_FIELDS}
-        fixed = [f"--{name.replace('_', '-')}" for name in (
-            "batch_size", "seed", "lr", "optimizer", "memory_init", "run_dir")
-            if getattr(args, name) is not None]
-        fixed += [flag for flag, given in (("--model", args.model is not None),
-                  ("--preset", args.preset != "default")) if given]
-        fixed += [f"--set {item}" for item in args.set
-                  if item.partition("=")[0].strip() not in resumable]
-        if fixed:
-            raise ValueError(
-                f"{', '.join(fixed)} cannot change a resumed run; with --resume only "
-                "--sequences, --minutes, --no-early-stop, --no-tensorboard and --set with "
-                f"{', '.join(sorted(resumable))} may be given"
-            )
+        _check_resumable(args, changes)
         run_dir = Path(args.resume)
-        _, header = checkpoint.read(run_dir / checkpoint.FILENAME)
-        config = Config.from_dict(header["config"])
+        config = Config.from_dict(checkpoint.read(run_dir / checkpoint.FILENAME)[1]["config"])
         if args.task and args.task != config.task:
             raise ValueError(f"{run_dir} is a {config.task!r} run, not {args.task!r}")
-        budgets = {k: v for k, v in {"sequences": args.sequences, "minutes": args.minutes}.items()
-                   if v is not None}
-        if args.no_early_stop:
-            budgets["early_stop"] = False
-        if args.no_tensorboard:
-            budgets["tensorboard"] = False
-        config = apply_overrides(validate(config.replace(train=budgets)), args.set)
     else:
         if not args.task:
             raise ValueError("name a task to train, e.g. `diffmem train copy`, or pass --resume")
         config = resolve(args.task, args.model, args.preset)
-        train = {k: v for k, v in {
-            "batch_size": args.batch_size, "sequences": args.sequences, "minutes": args.minutes,
-            "seed": args.seed, "lr": args.lr, "optimizer": args.optimizer,
-        }.items() if v is not None}
-        if args.no_early_stop:
-            train["early_stop"] = False
-        if args.no_tensorboard:
-            train["tensorboard"] = False
-        model = {"memory_init": args.memory_init} if args.memory_init else {}
-        config = apply_overrides(config.replace(model=model, train=train), args.set)
+    model = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("model.")}
+    train = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("train.")}
+    config = apply_overrides(config.replace(model=model, train=train), args.set)
+    if not args.resume:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
     _warn_capacity(config)
-    train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=RichReporter())
+    train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=ConsoleReporter())
     return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from diffmem.config import apply_overrides, describe, resolve
+
+    config = apply_overrides(resolve(args.task, args.model, args.preset), args.set)
+    print(json.dumps(describe(config), indent=2))
+    return 0
+
+
+def _check_resumable(args: argparse.Namespace, changes: dict[str, Any]) -> None:
+    """Refuse, before any work, options that would make a resumed run another run; which
+    fields may change is ``diffmem.config.RESUMABLE_TRAIN_FIELDS``."""
+    from diffmem.config import RESUMABLE_TRAIN_FIELDS
+
+    resumable = {f"train.{name}" for name in RESUMABLE_TRAIN_FIELDS}
+    flags = {field: f"--{name.replace('_', '-')}" for name, field in _TRAIN_FLAGS.items()}
+    fixed = [flags[field] for field in changes if field not in resumable]
+    fixed += [flag for flag, given in (("--model", args.model is not None),
+                                       ("--preset", args.preset != "default"),
+                                       ("--run-dir", args.run_dir is not None)) if given]
+    fixed += [f"--set {item}" for item in args.set
+              if item.partition("=")[0].strip() not in resumable]
+    if fixed:
+        raise ValueError(
+            f"{', '.join(fixed)} cannot change a resumed run; with --resume only "
+            "--sequences, --minutes, --no-early-stop, --no-tensorboard and --set with "
+            f"{', '.join(sorted(resumable))} may be given"
+        )
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -201,38 +224,22 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    console.print(_eval_table(rows, f"{config.task}, {config.model.kind}: {args.count} "
-                                    "fixed, seeded sequences per size"))
+    console.print(eval_table(rows, f"{config.task}, {config.model.kind}: {args.count} "
+                                   "fixed, seeded sequences per size"))
     return 0
 
 
-def _eval_table(rows: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
-    optimum = any("optimal_bits" in r for r in rows)
-    names = ["size", "bits / sequence"] + (["optimal predictor"] if optimum else [])
-    for name in names + ["bit errors / sequence", "wrong bits"]:
-        table.add_column(name, justify="right")
-    for r in rows:
-        cells = [r["label"], f"{r['bits']:.4f}"]
-        if optimum:
-            cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
-        table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
-    return table
-
-
 def _warn_capacity(config, sizes=None) -> None:
-    from diffmem.config import Config, capacity_warnings
+    from diffmem.config import capacity_warnings
 
-    if isinstance(config, dict):
-        config = Config.from_dict(config)
     for text in capacity_warnings(config, sizes):
-        console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+        warn(text)
 
 
 def _run_task(run_dir: str):
-    from diffmem import plots, tasks
+    from diffmem import rundir, tasks
 
-    return tasks.get(plots.read_config(run_dir)["task"])
+    return tasks.get(rundir.read_config(run_dir).task)
 
 
 def _size(task, text: str | None) -> dict[str, Any] | None:
@@ -246,7 +253,7 @@ def _seed(value: int) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from diffmem import plots
+    from diffmem import models, plots, rundir
 
     names = plots.FIGURES if args.figure == "all" else (args.figure,)
     if args.figure != "all" and args.figure not in plots.FIGURES:
@@ -257,12 +264,13 @@ def _plot(args: argparse.Namespace) -> int:
                                              for v in args.sizes.split(",")]
     seed = _seed(args.seed)
     if size is not None and "memory" in names:
-        _warn_capacity(plots.read_config(args.run_dir), [size])
+        _warn_capacity(rundir.read_config(args.run_dir), [size])
     for other in args.compare:
-        plots.read_config(other)  # each run to overlay is checked before any figure is drawn
-    if args.figure == "all" and plots.read_config(args.run_dir)["model"]["kind"] == "lstm":
+        rundir.read_config(other)  # each run to overlay is checked before any figure is drawn
+    kind = models.get(rundir.read_config(args.run_dir).model.kind)
+    if args.figure == "all" and not kind.has_memory:
         names = tuple(n for n in names if n != "memory")
-        console.print("The LSTM baseline has no memory, so there is no memory figure.")
+        console.print(f"The {kind.description} has no memory, so there is no memory figure.")
     out_dir = Path(args.out_dir or Path(args.run_dir) / "figures")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -278,9 +286,9 @@ def _report(args: argparse.Namespace) -> int:
 
     size = _size(_run_task(args.run_dir), args.size)
     if size is not None:
-        from diffmem import plots
+        from diffmem import rundir
 
-        _warn_capacity(plots.read_config(args.run_dir), [size])
+        _warn_capacity(rundir.read_config(args.run_dir), [size])
     path = write_report(args.run_dir, args.out, size=size, seed=_seed(args.seed))
     console.print(f"wrote {path} (open it in a browser)", highlight=False)
     return 0
@@ -300,8 +308,10 @@ def _demo(args: argparse.Namespace) -> int:
     size = _size(task, args.size)
     if size is not None:
         from diffmem import checkpoint
+        from diffmem.config import Config
 
-        _warn_capacity(checkpoint.read(demo.pretrained_path(args.task))[1]["config"], [size])
+        header = checkpoint.read(demo.pretrained_path(args.task))[1]
+        _warn_capacity(Config.from_dict(header["config"]), [size])
     r = demo.run(args.task, size, seed)
     info = r.info
     console.print(
@@ -310,16 +320,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"{info.get('sequences', 0):,} sequences; validation "
         f"{info.get('validation', {}).get('bits', float('nan')):.4f} bits per sequence)",
         highlight=False)
-    table = Table(title=f"One fresh sequence, {task.describe_size(r.size)}, seed {r.seed}")
-    for name in ("bits / sequence", "bit errors", "wrong bits"):
-        table.add_column(name, justify="right")
-    cells = [f"{r.metrics['bits']:.4f}", f"{r.metrics['bit_errors']:.0f}",
-             f"{100 * r.metrics['wrong_bit_fraction']:.2f}%"]
-    if "optimal_bits" in r.metrics:
-        table.add_column("optimal predictor", justify="right")
-        cells.append(f"{r.metrics['optimal_bits']:.4f}")
-    table.add_row(*cells)
-    console.print(table)
+    console.print(demo_table(r.metrics, f"One fresh sequence, {task.describe_size(r.size)}, "
+                                        f"seed {r.seed}"))
     plots.save(plots.memory_figure(r.model, task, r.size, example=r.example), out)
     console.print(f"wrote the memory figure to {out}; rerun this sequence with --seed {r.seed}",
                   highlight=False)
@@ -340,100 +342,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} steps), "
-                        f"{rows[0]['parameters']:,} parameters\n{rows[0]['device']}")
-    for name in ("batch size", "sequences / s", "updates / s", "compile s"):
-        table.add_column(name, justify="right")
-    for r in rows:
-        table.add_row(str(r["batch_size"]), f"{r['sequences_per_second']:,.0f}",
-                      f"{r['updates_per_second']:,.1f}", f"{r['compile_seconds']:.1f}")
-    console.print(table)
+    console.print(bench_table(rows))
     return 0
-
-
-class RichReporter:
-    """A live progress bar while training, and a summary table at the end."""
-
-    def __init__(self) -> None:
-        self.progress: Progress | None = None
-
-    def start(self, config, parameters: int, sequences: int, compile_seconds: float) -> None:
-        from diffmem.config import paper_parameters
-
-        t = config.train
-        budget = f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes else "")
-        paper = paper_parameters(config)
-        versus = f", the paper's {paper:,}" if paper else ""
-        console.print(
-            f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
-            f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
-            f"{t.optimizer} lr {t.lr:g}, seed {t.seed}; budget {budget}; "
-            f"compiled in {compile_seconds:.1f} s",
-            highlight=False,
-        )
-        self.progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("seq  loss {task.fields[loss]}  bits {task.fields[bits]}  "
-                       "val {task.fields[val]}  {task.fields[speed]} seq/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-        )
-        self.progress.start()
-        self.task_id = self.progress.add_task(
-            "train", total=t.sequences, completed=sequences, loss="-", bits="-", val="-", speed="-"
-        )
-
-    def advance(self, sequences: int) -> None:
-        self.progress.advance(self.task_id, sequences)
-
-    def log(self, r: dict[str, Any]) -> None:
-        fmt = lambda v, f: "nan" if v is None else format(v, f)  # noqa: E731
-        self.progress.update(self.task_id, loss=fmt(r["loss"], ".3f"), bits=fmt(r["bits"], ".3f"),
-                             val=fmt(r["val_bits"], ".3f"),
-                             speed=fmt(r["sequences_per_second"], ",.0f"))
-
-    def rewind(self, sequences: int) -> None:
-        self.progress.update(self.task_id, completed=sequences)
-
-    def message(self, text: str) -> None:
-        console.print(text)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-    def summary(self, s: dict[str, Any]) -> None:
-        v = s["validation"]
-        table = Table(title=f"Summary: {s['task']}, {s['model']} ({s['status']})",
-                      show_header=False)
-        table.add_column(justify="right", style="bold")
-        table.add_column()
-        first = s["first_below_target"]
-        rows = [
-            ("sequences", f"{s['sequences']:,} ({s['steps']:,} updates)"),
-            ("time", f"{s['train_seconds']:.1f} s, compilation ({s['compile_seconds']:.1f} s) "
-                     "included"),
-            ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:.4g}: "
-                                       f"{'reached' if s['reached_target'] else 'NOT reached'})"),
-        ]
-        if "optimal_bits" in v:
-            rows.append(("optimal predictor", f"{v['optimal_bits']:.4f} bits / seq on the same "
-                                              f"{v['sequences']:,} sequences"))
-        rows += [
-            ("validation bit errors / seq", f"{v['bit_errors']:.3f}"),
-            ("first below target", "never" if first is None else
-             f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
-        ]
-        for label, value in rows:
-            table.add_row(label, value)
-        for g in s["generalisation"]:
-            optimum = (f" (optimal predictor {g['optimal_bits']:.4f})"
-                       if "optimal_bits" in g else "")
-            table.add_row(g["label"], f"{g['bits']:.4f} bits{optimum}, {g['bit_errors']:.3f} "
-                                      f"bit errors per sequence "
-                                      f"({100 * g['wrong_bit_fraction']:.3f}% wrong)")
-        table.add_row("run directory", s["run_dir"])
-        console.print(table)
 
 
 if __name__ == "__main__":

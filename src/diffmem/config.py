@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from diffmem import tasks
+from flax import nnx
+
+from diffmem import models, presets, tasks
 from diffmem.ntm import MEMORY_INITS
 
-MODELS = ("ntm-lstm", "ntm-ff", "lstm")  # NTM with LSTM / feed-forward controller; LSTM baseline
 OPTIMIZERS = ("adam", "rmsprop")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
@@ -29,16 +30,17 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The network. Defaults are the paper's LSTM-controller NTM for the copy task (Table 2)."""
 
-    kind: str = "ntm-lstm"  # ntm-lstm, ntm-ff (LSTM / feed-forward controller) or lstm
+    kind: str = "ntm-lstm"  # a name in diffmem.models.names(): ntm-lstm, ntm-ff, lstm, ...
     controller_size: int = 100  # H; the paper's copy NTMs use 100 units (lstm: units per layer)
     controller_layers: int = 1  # the paper's NTMs have one controller layer (but priority sort)
-    # The fields below are the NTM's; the LSTM baseline ignores them.
+    # The fields below are the memory's; models without one (the LSTM baseline) ignore them.
     read_heads: int = 1  # R; copy needs one read head and one write head
     write_heads: int = 1  # W
     memory_rows: int = 128  # N; 128 in every experiment of the paper
     memory_width: int = 20  # M; 20 in every experiment of the paper
     shift_radius: int = 1  # K; the paper allows shifts of -1, 0, +1
-    memory_init: str = "constant"  # Collier & Beel's scheme (README: the comparison)
+    # Collier & Beel's: never slower on copy (results/memory-init/), no extra parameters
+    memory_init: str = "constant"
     clip: float = 20.0  # controller outputs clipped to +-20 before the heads (Collier & Beel)
 
 
@@ -46,20 +48,21 @@ class ModelConfig:
 class TrainConfig:
     """How to train. Defaults: the fastest setting we measured on a 2-core CPU (README)."""
 
-    batch_size: int = 32  # the paper uses 1; batches of 16-64 train ~1.8x the sequences/s (bench)
+    batch_size: int = 32  # the paper uses 1; 16-64 train ~1.8x the sequences/s (results/bench/)
     sequences: int = 500_000  # budget in sequences; the run stops at this or ``minutes``
     minutes: float | None = 10.0  # budget: total minutes for the run, compilation included
     optimizer: str = "adam"  # adam or rmsprop (Graves 2013 form: centred, momentum 0.9)
     lr: float = 3e-3  # fastest stable rate we measured at batch 32 (1e-3 took ~2x longer)
-    lr_half_life: int | None = None  # sequences per halving of lr (None: constant) ...
-    lr_min: float = 1e-4  # ... down to this. Off by default: in our copy runs, halving every
-    # 15,000 sequences slowed the last stretch to the target, which needs a high rate
+    # Sequences per halving of lr (None: constant), down to lr_min. Off: halving slowed copy's
+    # last stretch to the target, which needs a high rate.
+    lr_half_life: int | None = None
+    lr_min: float = 1e-4
     # Multiply the rate by this (down to lr_min) whenever the mean training loss of an
     # eval_every stretch has not improved on the best for lr_plateau_patience stretches
     # (optax.contrib.reduce_on_plateau); None: off.
     lr_plateau_factor: float | None = None
     lr_plateau_patience: int = 2
-    grad_clip: float = 10.0  # clip by global norm (Collier & Beel: 50; our measured runs: 10)
+    grad_clip: float = 10.0  # Collier & Beel clip the global norm to 50; every run here used 10
     grad_clip_mode: str = "norm"  # "norm": by global norm; "value": elementwise (the paper)
     seed: int = 0  # fixes parameter initialisation and every training batch
     eval_every: int = 4_000  # sequences between validation / log points
@@ -121,119 +124,56 @@ def _reject_unknown(cls: type, data: dict[str, Any], where: str) -> None:
         )
 
 
-# The paper's architectures (Graves et al. 2014, Tables 1-3; SPEC section 1), which every preset
-# uses: the NTMs' heads (as many read heads as write heads) and controller, the LSTM baseline's
-# layers. "parameters" is the paper's count, printed beside ours.
-PAPER_MODELS: dict[tuple[str, str], dict[str, Any]] = {
-    ("copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=17_162),
-    ("copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=67_561),
-    ("copy", "lstm"): dict(size=256, layers=3, lr=3e-5, parameters=1_352_969),
-    ("repeat-copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=16_712),
-    ("repeat-copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=66_111),
-    ("repeat-copy", "lstm"): dict(size=512, layers=3, lr=3e-5, parameters=5_312_007),
-    ("associative-recall", "ntm-ff"): dict(heads=4, size=256, layers=1, lr=1e-4,
-                                           parameters=146_845),
-    ("associative-recall", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4,
-                                             parameters=70_330),
-    ("associative-recall", "lstm"): dict(size=256, layers=3, lr=1e-4, parameters=1_344_518),
-    ("dynamic-ngrams", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=3e-5, parameters=14_656),
-    ("dynamic-ngrams", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=3e-5,
-                                         parameters=61_749),
-    ("dynamic-ngrams", "lstm"): dict(size=128, layers=3, lr=1e-4, parameters=331_905),
-    ("priority-sort", "ntm-ff"): dict(heads=8, size=512, layers=1, lr=3e-5, parameters=508_305),
-    ("priority-sort", "ntm-lstm"): dict(heads=5, size=100, layers=2, lr=3e-5,
-                                        parameters=269_038),
-    ("priority-sort", "lstm"): dict(size=128, layers=3, lr=3e-5, parameters=384_424),
-}
-
-# Presets, on top of the architecture above.
-# "default": what trains fastest here (README, "Defaults and the paper"): batches of 32, Adam,
-#   clipping by global norm, and a constant initial memory (Collier & Beel); but the paper's
-#   optimiser, batch size, rate and clipping for the NTMs in _PAPER_TRAINING_BY_DEFAULT, from
-#   the initial memory named there.
-# "paper": the paper's training (Graves et al. 2014; SPEC section 1): RMSProp with momentum 0.9
-#   at the paper's per-task rate, one sequence per update, gradients clipped elementwise to
-#   +-10, and a learned initial memory ("learned bias values").
-_PAPER_TRAIN = dict(optimizer="rmsprop", batch_size=1, grad_clip=10.0, grad_clip_mode="value",
-                    lr_half_life=None)
-# Default training settings that depend on the task or the model (README, "Defaults and the
-# paper").
-_TASK_TRAIN = {
-    "dynamic-ngrams": dict(val_size=1000),  # SPEC: a fixed 1,000-sequence validation set
-    # The paper's training (below) needed 20 minutes on one core for repeat copy, and more than
-    # 22 for the LSTM-controller NTM on associative recall: 10 minutes is too short.
-    "repeat-copy": dict(minutes=30.0),
-    "associative-recall": dict(minutes=30.0),
-}
-_MODEL_TRAIN = {"lstm": dict(lr=1e-3)}  # a conventional rate for deep LSTMs; 3e-3 not tried
-_TASK_MODEL_TRAIN = {
-    # At 3e-3 this 8-head model hit a non-finite gradient at update 1,243 (results/gpu/).
-    ("priority-sort", "ntm-ff"): dict(lr=1e-3),
-}
-# NTMs that train with the paper's settings by default: with batches of 32 and Adam at 3e-3 the
-# LSTM-controller NTM made little progress on these tasks in 10-15 minutes, while the paper's
-# settings learned repeat copy (LSTM controller) and associative recall (feed-forward
-# controller, and the LSTM controller down to 1.1 bits). For the feed-forward NTM on
-# associative recall, batches of 8 with Adam at 5e-4, with or without halving the rate on a
-# stalled loss, did no better over seeds (README, "Defaults and the paper";
-# results/seeds/trials/). The value is the initial memory: the paper's learned one, but
-# Collier & Beel's constant one for the feed-forward NTM on associative recall, with which 10
-# of 10 seeds reached the target in 30 minutes, against 6 of 9 (0.3) and 0 of 2 (0.4) from the
-# learned one (README, "Seed stability").
-_PAPER_TRAINING_BY_DEFAULT = {
-    ("repeat-copy", "ntm-lstm"): "learned",
-    ("associative-recall", "ntm-lstm"): "learned",
-    ("associative-recall", "ntm-ff"): "constant",
-}
-
-
-# The model `diffmem train TASK` uses when none is named: the LSTM-controller NTM, except on
-# associative recall, where the paper found the feed-forward controller best, and where ours
-# reached the target in 2.7 minutes (the paper preset) while the LSTM controller stalled at 1.1
-# bits after 22 (README results table); by default it reached it with 10 of 10 seeds, in 1 to
-# 18 minutes (README, "Seed stability").
-DEFAULT_MODELS: dict[str, str] = {"associative-recall": "ntm-ff"}
-
-
 def default_model(task: str) -> str:
-    """The model kind a task trains with by default."""
-    return DEFAULT_MODELS.get(task, "ntm-lstm")
+    """The model kind a task trains with by default (presets.DEFAULT_MODELS)."""
+    return presets.DEFAULT_MODELS.get(task, ModelConfig.kind)
 
 
 def preset_names() -> list[str]:
-    return ["default", "paper"]
+    return list(presets.PRESET_NAMES)
 
 
 def resolve(task: str, model: str | None = None, preset: str = "default") -> Config:
     """The configuration for a task, model kind (None: the task's default model, see
-    ``default_model``) and preset, before command-line overrides."""
+    ``default_model``) and preset, before command-line overrides: the dataclass defaults
+    changed by the preset's row in ``diffmem.presets.PRESETS``."""
     if task not in tasks.names():
         raise ConfigError(f"unknown task {task!r}; the tasks are: {', '.join(tasks.names())}")
     model = default_model(task) if model is None else model
-    if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r}; the models are: {', '.join(MODELS)}")
-    if preset not in preset_names():
+    _check_model(model)
+    if preset not in presets.PRESET_NAMES:
         raise ConfigError(
-            f"unknown preset {preset!r}; the presets are: {', '.join(preset_names())}"
+            f"unknown preset {preset!r}; the presets are: {', '.join(presets.PRESET_NAMES)}"
         )
-    # A task registered by a user has no paper setting: it starts from the dataclass defaults.
-    paper = PAPER_MODELS.get((task, model), {})
-    arch: dict[str, Any] = dict(kind=model)
-    if paper:
-        arch.update(controller_size=paper["size"], controller_layers=paper["layers"])
-    if "heads" in paper:
-        arch.update(read_heads=paper["heads"], write_heads=paper["heads"])
-    train = {**_TASK_TRAIN.get(task, {}), **_MODEL_TRAIN.get(model, {}),
-             **_TASK_MODEL_TRAIN.get((task, model), {})}
-    if preset == "paper" and not paper:
-        raise ConfigError(f"there is no paper preset for task {task!r}: it is not in the paper")
-    if preset == "paper" or (task, model) in _PAPER_TRAINING_BY_DEFAULT:
-        train.update(_PAPER_TRAIN, lr=paper["lr"])
-        if model != "lstm":
-            arch["memory_init"] = ("learned" if preset == "paper"
-                                   else _PAPER_TRAINING_BY_DEFAULT[(task, model)])
-    config = Config(task=task, preset=preset, model=ModelConfig(**arch), train=TrainConfig())
-    return validate(config.replace(train=train))
+    row = _row(task, model, preset)
+    config = Config(task=task, preset=preset, model=ModelConfig(kind=model, **row.model),
+                    train=TrainConfig(**row.train))
+    return validate(config)
+
+
+def _row(task: str, model: str, preset: str) -> presets.Preset:
+    row = presets.PRESETS.get((task, model, preset))
+    if row is None and preset == "paper":
+        if not any(t == task for t, _, _ in presets.PRESETS):
+            raise ConfigError(f"there is no paper preset for task {task!r}: it is not in the paper")
+        raise ConfigError(f"there is no paper preset for model {model!r}: it is not in the paper")
+    if row is None:  # a task or a model kind registered at run time
+        row = presets.OTHER_TASKS.get(model) or presets.Preset({}, {}, "The defaults.")
+    return row
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """What ``diffmem config`` prints: the configuration, why its preset sets what it does,
+    and its parameter count beside the paper's (None where the architecture is not the
+    paper's)."""
+    config = validate(config)
+    model = nnx.eval_shape(lambda: models.build_model(config))  # shapes only, no arrays
+    return {
+        "config": config.to_dict(),
+        "preset_reason": _row(config.task, config.model.kind, config.preset).reason,
+        "parameters": models.count_parameters(model),
+        "paper_parameters": paper_parameters(config),
+    }
 
 
 def paper_parameters(config: Config) -> int | None:
@@ -241,20 +181,20 @@ def paper_parameters(config: Config) -> int | None:
     paper's architecture (heads, controller size and layers, 128 x 20 memory, shifts -1..1;
     for the LSTM baseline, its size and layers)."""
     m = config.model
-    if (config.task, m.kind) not in PAPER_MODELS:
+    if (config.task, m.kind) not in presets.PAPER_MODELS:
         return None
     reference = resolve(config.task, m.kind, "paper").model
     fields = ["controller_size", "controller_layers"]
-    if m.kind != "lstm":
+    if models.get(m.kind).has_memory:
         fields += ["read_heads", "write_heads", "memory_rows", "memory_width", "shift_radius"]
     same = all(getattr(m, f) == getattr(reference, f) for f in fields)
-    return PAPER_MODELS[(config.task, m.kind)]["parameters"] if same else None
+    return presets.PAPER_MODELS[(config.task, m.kind)]["parameters"] if same else None
 
 
 def capacity_warnings(config: Config, sizes: list[dict[str, Any]] | None = None) -> list[str]:
     """Warnings for sizes (None: the training range) whose sequences ask the NTM to store
     more vectors than its memory has rows. It can still run; it cannot get them all right."""
-    if config.model.kind == "lstm":
+    if not models.get(config.model.kind).has_memory:
         return []
     task, rows = tasks.get(config.task), config.model.memory_rows
     warnings = []
@@ -278,8 +218,7 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f"unknown task {config.task!r}; the tasks are: {', '.join(tasks.names())}"
         )
-    if m.kind not in MODELS:
-        raise ConfigError(f"unknown model {m.kind!r}; the models are: {', '.join(MODELS)}")
+    _check_model(m.kind)
     if t.optimizer not in OPTIMIZERS:
         raise ConfigError(
             f"unknown optimizer {t.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"
@@ -331,6 +270,11 @@ def validate(config: Config) -> Config:
     if not isinstance(t.seed, int) or t.seed < 0:
         raise ConfigError(f"train.seed={t.seed!r} must be a non-negative integer")
     return config
+
+
+def _check_model(kind: str) -> None:
+    if kind not in models.names():
+        raise ConfigError(f"unknown model {kind!r}; the models are: {', '.join(models.names())}")
 
 
 def _positive_int(name: str, value: Any) -> None:

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from diffmem.checks import check_input, check_sizes
 from diffmem.controllers import LSTMController
-from diffmem.ntm import _check_input, _check_sizes
 
 
 class LSTM(nnx.Module):
@@ -20,10 +20,12 @@ class LSTM(nnx.Module):
     input (Graves 2013), which matches the paper's parameter counts within 1% on four tasks.
     """
 
+    has_memory = False  # no external memory, so no trace (see diffmem.plots)
+
     def __init__(self, input_size: int, output_size: int, *, hidden_size: int = 256,
                  layers: int = 3, rngs: nnx.Rngs):
-        _check_sizes(input_size=input_size, output_size=output_size, hidden_size=hidden_size,
-                     layers=layers)
+        check_sizes(input_size=input_size, output_size=output_size, hidden_size=hidden_size,
+                    layers=layers)
         self.input_size, self.output_size = input_size, output_size
         self.lstm = LSTMController(input_size, hidden_size, layers, rngs=rngs)
         self.output = nnx.Linear(hidden_size, output_size, rngs=rngs)
@@ -34,7 +36,7 @@ class LSTM(nnx.Module):
     def __call__(self, inputs: jax.Array, state: Any = None, *, return_trace: bool = False):
         if return_trace:
             raise ValueError("the LSTM baseline has no memory to trace; return_trace needs an NTM")
-        inputs = _check_input(inputs, 3, self.input_size, "inputs")
+        inputs = check_input(inputs, 3, self.input_size, "inputs")
         if state is None:
             state = self.initial_state(inputs.shape[0])
 

@@ -1,45 +1,104 @@
-"""Building a model from a configuration, and loading a trained one from its run directory."""
+"""The model registry (name -> builder), building a model from a configuration, and loading a
+trained one from its run directory.
+
+Adding a model kind is one ``register`` call: configuration checks, ``build_model``, ``load``,
+``diffmem train --model`` and the results table all read the registry.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 from flax import nnx
 
 from diffmem import checkpoint, tasks
-from diffmem.config import Config, ConfigError
 from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
 
-_CONTROLLER = {"ntm-lstm": "lstm", "ntm-ff": "feedforward"}
+if TYPE_CHECKING:  # config imports this module for the model names, so types only here
+    from diffmem.config import Config, ModelConfig
+    from diffmem.tasks import Task
+
+Builder = Callable[["Task", "ModelConfig", nnx.Rngs], nnx.Module]
 
 
-def build_model(config: Config, seed: int | None = None) -> NTM | LSTM:
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model, as ``ModelConfig.kind`` (``--model``) names it."""
+
+    name: str
+    build: Builder  # (task, model config, rngs) -> a fresh module for the task's sizes
+    description: str  # a noun phrase for help and messages, e.g. "LSTM baseline"
+    # An external memory: the model has ``has_memory = True`` and returns a memory trace on
+    # request (diffmem.plots), and the ModelConfig memory fields apply to it.
+    has_memory: bool = True
+
+
+_REGISTRY: dict[str, ModelKind] = {}
+
+
+def register(name: str, build: Builder, *, description: str,
+             has_memory: bool = True) -> ModelKind:
+    """Make ``ModelConfig.kind == name`` (``--model name``) build ``build(task, model, rngs)``,
+    with ``model`` the run's ModelConfig; the builder ignores the fields that do not apply."""
+    kind = ModelKind(name, build, description, has_memory)
+    _REGISTRY[name] = kind
+    return kind
+
+
+def names() -> list[str]:
+    """The registered model kinds, the paper's three first."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> ModelKind:
+    """The model kind registered as ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; the models are: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def _ntm(controller: str) -> Builder:
+    def build(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> NTM:
+        return NTM(
+            task.input_size,
+            task.output_size,
+            controller=controller,
+            controller_size=m.controller_size,
+            controller_layers=m.controller_layers,
+            read_heads=m.read_heads,
+            write_heads=m.write_heads,
+            memory_rows=m.memory_rows,
+            memory_width=m.memory_width,
+            shift_radius=m.shift_radius,
+            memory_init=m.memory_init,
+            clip=m.clip,
+            rngs=rngs,
+        )
+
+    return build
+
+
+def _lstm(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> LSTM:
+    return LSTM(task.input_size, task.output_size, hidden_size=m.controller_size,
+                layers=m.controller_layers, rngs=rngs)
+
+
+register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")
+register("ntm-ff", _ntm("feedforward"), description="NTM with a feed-forward controller")
+register("lstm", _lstm, description="LSTM baseline", has_memory=False)
+
+
+def build_model(config: Config, seed: int | None = None) -> nnx.Module:
     """A freshly initialised model for ``config`` (seeded by ``config.train.seed`` by default)."""
-    task = tasks.get(config.task)
-    m = config.model
     rngs = nnx.Rngs(config.train.seed if seed is None else seed)
-    if m.kind == "lstm":
-        return LSTM(task.input_size, task.output_size, hidden_size=m.controller_size,
-                    layers=m.controller_layers, rngs=rngs)
-    return NTM(
-        task.input_size,
-        task.output_size,
-        controller=_CONTROLLER[m.kind],
-        controller_size=m.controller_size,
-        controller_layers=m.controller_layers,
-        read_heads=m.read_heads,
-        write_heads=m.write_heads,
-        memory_rows=m.memory_rows,
-        memory_width=m.memory_width,
-        shift_radius=m.shift_radius,
-        memory_init=m.memory_init,
-        clip=m.clip,
-        rngs=rngs,
-    )
+    return get(config.model.kind).build(tasks.get(config.task), config.model, rngs)
 
 
 def count_parameters(model: nnx.Module) -> int:
@@ -47,7 +106,7 @@ def count_parameters(model: nnx.Module) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def load(run_dir: str | os.PathLike) -> tuple[NTM | LSTM, Config]:
+def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
     """Load the trained model of a run directory (or a checkpoint file) and its configuration.
 
     >>> model, config = diffmem.load("runs/copy")            # doctest: +SKIP
@@ -55,6 +114,8 @@ def load(run_dir: str | os.PathLike) -> tuple[NTM | LSTM, Config]:
 
     No code is executed from the files: tensors come from safetensors, settings from JSON.
     """
+    from diffmem.config import Config, ConfigError
+
     path = Path(run_dir)
     if path.is_dir():
         path = path / checkpoint.FILENAME

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from diffmem import addressing, memory
+from diffmem.checks import check_input, check_sizes
 from diffmem.controllers import CONTROLLERS
 
 MEMORY_INITS = ("constant", "learned", "random")
@@ -132,7 +133,7 @@ class NTMCell(nnx.Module):
         clip: float = 20.0,
         rngs: nnx.Rngs,
     ):
-        _check_sizes(
+        check_sizes(
             input_size=input_size, output_size=output_size, controller_size=controller_size,
             controller_layers=controller_layers, read_heads=read_heads, write_heads=write_heads,
             memory_rows=memory_rows, memory_width=memory_width,
@@ -221,7 +222,7 @@ class NTMCell(nnx.Module):
 
     def __call__(self, state: NTMState | None, x: jax.Array) -> tuple[NTMState, jax.Array]:
         """``(state, x_t (B, C_in)) -> (state, y_t (B, C_out))``; ``state=None`` starts afresh."""
-        x = _check_input(x, 2, self.input_size, "x")
+        x = check_input(x, 2, self.input_size, "x")
         if state is None:
             state = self.initial_state(x.shape[0])
         state, y, _ = self.step(state, x)
@@ -238,6 +239,8 @@ class NTM(nnx.Module):
     Takes the same arguments as ``NTMCell``.
     """
 
+    has_memory = True  # called with return_trace=True, it returns a Trace (see diffmem.plots)
+
     def __init__(self, input_size: int, output_size: int, **kwargs: Any):
         self.cell = NTMCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
@@ -248,7 +251,7 @@ class NTM(nnx.Module):
     def __call__(
         self, inputs: jax.Array, state: NTMState | None = None, *, return_trace: bool = False
     ):
-        inputs = _check_input(inputs, 3, self.input_size, "inputs")
+        inputs = check_input(inputs, 3, self.input_size, "inputs")
         if state is None:
             state = self.initial_state(inputs.shape[0])
 
@@ -269,27 +272,4 @@ class NTM(nnx.Module):
         if not return_trace:
             return logits, state
         return logits, state, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), trace)
-
-
-def _check_sizes(**sizes: int) -> None:
-    for name, value in sizes.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
-
-
-def _check_input(x: Any, ndim: int, width: int, name: str) -> jax.Array:
-    """Convert to a float32 array and check its shape, with a message that says what to pass."""
-    x = jnp.asarray(x, dtype=jnp.float32)
-    expected = "(B, T, C_in)" if ndim == 3 else "(B, C_in)"
-    if x.ndim != ndim:
-        raise ValueError(
-            f"Expected {name} of shape {expected} = {expected.replace('C_in', str(width))}, "
-            f"got a {x.ndim}D array of shape {tuple(x.shape)} instead"
-        )
-    if x.shape[-1] != width:
-        raise ValueError(
-            f"Expected {name} with {width} channels in the last axis (the model's input_size), "
-            f"got {x.shape[-1]} (shape {tuple(x.shape)}); check that the task matches the model"
-        )
-    return x
 

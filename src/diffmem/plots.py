@@ -13,7 +13,7 @@ values, ``viridis`` for weightings). Every panel has a title and labelled axes.
 
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from diffmem.ntm import NTM, Trace  # noqa: E402
+from diffmem import rundir  # noqa: E402
 from diffmem.tasks import Batch, Task  # noqa: E402
 
 VALUES, WEIGHTS = "cividis", "viridis"
@@ -37,10 +37,13 @@ FIGURES = ("memory", "curves", "generalisation")
 
 
 def save(fig: Figure, path: str | Path | BinaryIO, dpi: int = 100):
-    """Write ``fig`` as PNG to ``path`` (a file name or a binary stream), free it, and return
-    ``path``."""
-    if isinstance(path, str):
-        path = Path(path)
+    """Write ``fig`` as PNG to ``path`` (a file name, written atomically, or a binary stream),
+    free it, and return ``path``."""
+    if isinstance(path, (str, Path)):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        plt.close(fig)
+        return rundir.atomic_write(path, buffer.getvalue())
     fig.savefig(path, format="png", dpi=dpi)
     plt.close(fig)
     return path
@@ -51,14 +54,24 @@ class Example(NamedTuple):
 
     batch: Batch  # a batch of one sequence
     logits: jax.Array  # (1, T, C_out)
-    trace: Trace | None  # (1, T, heads, ...) per quantity; None for the LSTM baseline
+    trace: Any  # the memory trace, (1, T, heads, ...) per quantity; None without a memory
+
+
+def has_memory(model) -> bool:
+    """Whether ``model`` has an external memory to draw. Such a model's class sets
+    ``has_memory = True``, and ``model(inputs, return_trace=True)`` returns ``(logits, state,
+    trace)`` with a trace (a named tuple, e.g. ``diffmem.ntm.Trace``) of at least these fields:
+    ``read_weights`` (B, T, R, N), ``write_weights`` (B, T, W, N) and ``reads`` (B, T, R, M);
+    ``add`` (B, T, W, M), the vectors written, is drawn when present. Other fields are
+    ignored."""
+    return bool(getattr(model, "has_memory", False))
 
 
 def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Example:
     """Draw one sequence of ``task`` at ``size`` (seeded) and run ``model`` on it, with the
-    memory trace when the model is an NTM."""
+    memory trace when the model has a memory (``has_memory``)."""
     batch = task.sample(jax.random.key(seed), 1, **size)
-    if isinstance(model, NTM):
+    if has_memory(model):
         logits, _, trace = model(batch.inputs, return_trace=True)
     else:
         (logits, _), trace = model(batch.inputs), None
@@ -67,15 +80,15 @@ def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Examp
 
 def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
                   example: Example | None = None) -> Figure:
-    """What the NTM does on one sequence of ``task`` at ``size``: a column of panels sharing
-    the time axis, inputs, targets and outputs first, then per write head its add vectors and
-    write weighting, then per read head its read weighting and the vectors it read. Weighting
-    panels show the band of memory rows the heads visit (which may wrap past the last row),
-    labelled with the rows' numbers.
+    """What a model's memory (``has_memory``) does on one sequence of ``task`` at ``size``: a
+    column of panels sharing the time axis, inputs, targets and outputs first, then per write
+    head its add vectors (when the trace has them) and write weighting, then per read head its
+    read weighting and the vectors it read. Weighting panels show the band of memory rows the
+    heads visit (which may wrap past the last row), labelled with the rows' numbers.
 
     ``example`` (from ``run_example``) reuses a sequence already run; otherwise one is drawn
     with ``seed``."""
-    if not isinstance(model, NTM):
+    if not has_memory(model):
         raise ValueError(
             f"the memory figure shows an NTM's memory, and this model is a "
             f"{type(model).__name__} without one; use the learning-curve or generalisation figure"
@@ -88,9 +101,11 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
               ("outputs (sigmoid, masked)", outputs, "output channel", VALUES)]
     # Targets and outputs share the 0..1 scale, so that a faint output reads as faint.
     limits = {"targets": (0.0, 1.0), "outputs (sigmoid, masked)": (0.0, 1.0)}
+    add = getattr(trace, "add", None)
     for h in range(W):
-        panels.append((f"write head {h}: add vectors", np.asarray(trace.add[0, :, h]),
-                       "memory column", VALUES))
+        if add is not None:
+            panels.append((f"write head {h}: add vectors", np.asarray(add[0, :, h]),
+                           "memory column", VALUES))
         panels.append((f"write head {h}: write weighting",
                        np.asarray(trace.write_weights[0, :, h]), "memory row", WEIGHTS))
     for h in range(R):
@@ -147,25 +162,6 @@ def _floor(value: float | None) -> float:
     """A value for a log-scale axis: None (a non-finite value in the records) becomes a gap,
     and 0 the axis' floor of 1e-4."""
     return np.nan if value is None else max(value, 1e-4)
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The validation points of a run directory (its metrics.jsonl)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise ValueError(f"{run_dir} is not a diffmem run directory: it has no metrics.jsonl")
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {number}, is not valid JSON ({err.msg}); the file "
-                             "is damaged: remove that line or rerun") from None
-        if not isinstance(records[-1], dict) or "sequences" not in records[-1]:
-            raise ValueError(f"{path}, line {number}, is not a diffmem validation point")
-    return records
 
 
 def learning_curves(runs: dict[str, list[dict[str, Any]]], title: str = "") -> Figure:
@@ -237,24 +233,10 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
 
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """A run directory's resolved configuration (its config.json), as a dict."""
-    from diffmem.config import Config
-
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{run_dir} is not a diffmem run directory: it has no config.json")
-    try:
-        return Config.from_dict(json.loads(path.read_text())).to_dict()
-    except (json.JSONDecodeError, TypeError, ValueError) as err:
-        raise ValueError(f"{path} is not a valid diffmem configuration ({err}); the run "
-                         "directory is damaged or from an incompatible version") from None
-
-
 def run_label(run_dir: str | Path) -> str:
     """A legend label for a run: its model, preset and seed."""
-    c = read_config(run_dir)
-    return f"{c['model']['kind']} ({c['preset']}, seed {c['train']['seed']})"
+    c = rundir.read_config(run_dir)
+    return f"{c.model.kind} ({c.preset}, seed {c.train.seed})"
 
 
 def run_figure(name: str, run_dir: str | Path, *, size: dict[str, Any] | None = None,
@@ -278,18 +260,18 @@ def run_figure(name: str, run_dir: str | Path, *, size: dict[str, Any] | None = 
         runs: dict[str, list[dict[str, Any]]] = {}
         for d in (run_dir, *compare):
             label = run_label(d)
-            runs[label if label not in runs else f"{label} {Path(d).name}"] = read_metrics(d)
-        return learning_curves(runs, title=f"{read_config(run_dir)['task']}: learning curves")
+            runs[label if label not in runs else f"{label} {Path(d).name}"] = rundir.read_metrics(d)
+        return learning_curves(runs, title=f"{rundir.read_config(run_dir).task}: learning curves")
     model, config = load(run_dir)
     task = tasks.get(config.task)
     if name == "memory":
         return memory_figure(model, task, task.example_size if size is None else size, seed)
     rows = None
-    summary = run_dir / "summary.json"
     if sizes is None:
         sizes = list(task.eval_sizes)
-        if summary.is_file():
-            rows = json.loads(summary.read_text())["generalisation"]
+        summary = rundir.read_summary(run_dir)
+        if summary is not None:
+            rows = summary["generalisation"]
     if rows is None:
         rows = evaluate(model, task, sizes, count=config.train.eval_count)
     return generalisation_figure(model, task, sizes, rows, seed)

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from diffmem import __version__, checkpoint, plots, tasks
+from diffmem import __version__, checkpoint, plots, rundir, tasks
 
 SECTIONS = ("summary", "configuration", "learning-curves", "evaluation", "memory",
             "generalisation", "validation-points")
@@ -56,6 +56,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
 
     ``size`` and ``seed`` choose the memory figure's sequence (default: the task's example
     size, beyond the training range)."""
+    from diffmem.models import get as model_kind
     from diffmem.models import load
     from diffmem.train import evaluate
 
@@ -63,15 +64,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     out = Path(out) if out is not None else run_dir / "report.html"
     if not out.parent.is_dir():
         raise ValueError(f"cannot write {out}: the folder {out.parent} does not exist")
-    config = plots.read_config(run_dir)
-    metrics = plots.read_metrics(run_dir)
-    task = tasks.get(config["task"])
-    summary_path = run_dir / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{summary_path} is not valid JSON ({err.msg}): the file is damaged; "
-                         "remove it to report the run without its summary") from None
+    config = rundir.read_config(run_dir)
+    metrics = rundir.read_metrics(run_dir)
+    task = tasks.get(config.task)
+    summary = rundir.read_summary(run_dir)
     notes: dict[str, str] = {}
     figures: dict[str, str] = {}
 
@@ -84,8 +80,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         model, cfg = load(run_dir)
         if rows is None:
             rows = evaluate(model, task, list(task.eval_sizes), count=cfg.train.eval_count)
-        if config["model"]["kind"] == "lstm":
-            notes["memory"] = "The LSTM baseline has no external memory to show."
+        if not plots.has_memory(model):
+            description = model_kind(config.model.kind).description
+            notes["memory"] = f"The {description} has no external memory to show."
         else:
             size = task.example_size if size is None else size
             figures["memory"] = _png(plots.memory_figure(model, task, size, seed))
@@ -104,16 +101,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
     environment.filters["number"] = _number
     try:
         page = environment.get_template("report.html.j2").render(
-            title=f"diffmem: {config['task']}, {config['model']['kind']} ({config['preset']})",
+            title=f"diffmem: {config.task}, {config.model.kind} ({config.preset})",
             run_dir=str(run_dir),
             resume_command=f"diffmem train --resume {shlex.quote(str(run_dir))}",
-            summary=summary, config_rows=_flatten(config), metrics=metrics, rows=rows or [],
+            summary=summary, config_rows=_flatten(config.to_dict()), metrics=metrics,
+            rows=rows or [],
             figures=figures, notes=notes, training_range=task.training_range(),
             has_optimum=any("optimal_bits" in r for r in rows or []),
             created=time.strftime("%Y-%m-%d %H:%M:%S %Z"), version=__version__,
         )
     except (jinja2.UndefinedError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{summary_path} lacks what the report needs ({err}); it is damaged "
-                         "or from an incompatible version: remove it and report again") from None
-    out.write_text(page, encoding="utf-8")
-    return out
+        raise ValueError(f"{run_dir / rundir.SUMMARY} lacks what the report needs ({err}); it "
+                         "is damaged or from an incompatible version: remove it and report "
+                         "again") from None
+    return rundir.atomic_write(out, page)

@@ -8,15 +8,15 @@ over the sequence, backpropagates and updates the parameters. Batches are a pure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import shlex
-import signal
-import threading
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -26,10 +26,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from diffmem import checkpoint, losses, tasks
-from diffmem.config import (RESUMABLE_TRAIN_FIELDS, Config, TrainConfig, paper_parameters,
-                            validate)
+from diffmem import checkpoint, losses, rundir, tasks
+from diffmem.config import Config, TrainConfig, paper_parameters, validate
 from diffmem.models import build_model, count_parameters
+from diffmem.resume import (FirstTarget, GracefulStop, LoopState, StopRequested, TrainState,
+                            resume_run, save_checkpoint, stack_pending, start_run)
 from diffmem.tasks import Batch, Task
 
 # The validation and evaluation sets are seeded independently of the training seed, so that
@@ -37,8 +38,7 @@ from diffmem.tasks import Batch, Task
 VALIDATION_SEED = 2014
 EVALUATION_SEED = 1410
 EVAL_BATCH = 256
-TENSORBOARD_DIR = "tensorboard"  # inside the run directory
-ROLLBACK_PREFIX = "rollback"  # checkpoint tensors of the rollback point (interrupts only)
+
 
 def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013)."""
@@ -81,13 +81,6 @@ def learning_rate(t: TrainConfig, opt_state: Any, step: int) -> float:
     if t.lr_plateau_factor is not None:
         lr *= float(opt_state[-1].scale)  # the chain's last state: reduce_on_plateau's
     return lr
-
-
-class TrainState(NamedTuple):
-    params: nnx.State  # the trained variables (nnx.Param)
-    opt_state: Any
-    step: jax.Array  # () int32, updates done so far
-    stream: Any = 0  # () int32, the batch stream: 0 at first, +1 at each rollback
 
 
 def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
@@ -227,25 +220,47 @@ def _pad_time(batch: Batch, T: int) -> Batch:
 def machine_description() -> str:
     devices = jax.devices()
     kind = devices[0].device_kind if devices else "unknown"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, JAX {jax.__version__} on {devices[0].platform} ({kind})"
-
-
-def _finite_or_none(x: Any) -> Any:
-    """``x`` with every non-finite float (in nested dicts and lists too) replaced by None."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite_or_none(v) for v in x]
-    return x
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+            f"JAX {jax.__version__} on {devices[0].platform} ({kind})")
 
 
 class Run(NamedTuple):
     """What ``train_and_evaluate`` returns."""
 
-    model: nnx.Module  # NTM or LSTM
+    model: nnx.Module  # the trained model
     summary: dict[str, Any]
+
+
+class Validation(NamedTuple):
+    """The fixed validation set and what a run must score on it."""
+
+    batches: list[Batch]
+    optimum: float | None  # the task's optimal predictor's bits per sequence, if it has one
+    target: float  # bits per sequence to get below
+
+
+class Clock(NamedTuple):
+    """The run's wall time: this attempt's, plus ``before`` seconds of earlier attempts."""
+
+    started: float  # time.perf_counter() when this attempt began
+    before: float = 0.0
+
+    def __call__(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+@dataclass(frozen=True)
+class Session:
+    """What the loop's helpers read and never change: one attempt at a run."""
+
+    config: Config
+    run_dir: Path
+    rest: nnx.State  # the model's variables other than parameters
+    eval_step: Callable
+    validation: Validation
+    reporter: Reporter
+    clock: Clock
+    tensorboard: Any = None  # a tensorboardX SummaryWriter, or None
 
 
 def train_and_evaluate(
@@ -253,400 +268,268 @@ def train_and_evaluate(
     run_dir: str | os.PathLike,
     *,
     resume: bool = False,
-    reporter: "Reporter | None" = None,
+    reporter: Reporter | None = None,
 ) -> Run:
     """Train ``config`` in ``run_dir`` until a budget or the early-stop target, then evaluate.
 
     Writes ``config.json``, ``metrics.jsonl`` (one object per validation point), TensorBoard
     event files under ``tensorboard/`` (unless ``config.train.tensorboard`` is False),
     ``checkpoint.safetensors`` (after every validation point and at the end) and
-    ``summary.json``. With ``resume=True`` continues the run saved in ``run_dir`` exactly.
+    ``summary.json`` (see ``diffmem.rundir``). With ``resume=True`` continues the run saved
+    in ``run_dir`` exactly.
     """
+    started = time.perf_counter()
     config = validate(config)
     t = config.train
-    reporter = reporter or Reporter()
     run_dir = Path(run_dir)
-    ckpt_path = run_dir / checkpoint.FILENAME
-    start_time = time.perf_counter()
 
-    # Task, model, optimiser.
+    # Task, model, optimiser, and the loop's state: fresh or from the run's checkpoint.
     task = tasks.get(config.task)
     model = build_model(config)
     tx = make_optimizer(t)
-    # Everything a resumed run needs besides the arrays: sequences seen, wall time, the target
-    # streak, rollbacks and non-finite events, and the training metrics of the updates since
-    # the last log point (set only by an interrupt between log points).
-    counters = {"sequences": 0, "seconds": 0.0, "streak": 0, "first_target": None,
-                "rollbacks": 0, "nonfinite": [], "pending": None, "rollback": None}
-    step, opt_state = 0, None
-
-    if resume:
-        tensors, header = checkpoint.read(ckpt_path)
-        saved = Config.from_dict(header["config"])
-        changeable = {name: getattr(t, name) for name in RESUMABLE_TRAIN_FIELDS}
-        if saved.replace(train=changeable) != config:
-            raise checkpoint.CheckpointError(
-                f"{ckpt_path} was written with a different configuration; a resumed run may "
-                f"change only train.{', train.'.join(RESUMABLE_TRAIN_FIELDS)}"
-            )
-        nnx.update(model, checkpoint.restore_state(ckpt_path, nnx.state(model), tensors))
-        params = nnx.state(model, nnx.Param)
-        opt_state = checkpoint.restore_tree(ckpt_path, tx.init(params), tensors, "optimizer")
-        step = header["step"]
-        counters.update(header["counters"])
-        # Drop log lines written after the checkpoint (a kill between the two writes).
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
-        kept = [l for l in lines if json.loads(l)["sequences"] <= counters["sequences"]]
-        (run_dir / "metrics.jsonl").write_text("".join(kept))
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists():
-            raise checkpoint.CheckpointError(
-                f"{run_dir} already holds a run ({ckpt_path.name}); pass --resume to continue "
-                "it or choose another --run-dir"
-            )
-        (run_dir / "metrics.jsonl").write_text("")
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    opt_state = tx.init(params) if opt_state is None else opt_state
-    state = TrainState(params, opt_state, jnp.asarray(step, jnp.int32),
-                       jnp.asarray(counters["rollbacks"], jnp.int32))
-    pending = _unpack_pending(counters["pending"])
-
-    data_key = jax.random.fold_in(jax.random.key(t.seed), 1)
-    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key)
+    loop = resume_run(run_dir, config, model, tx) if resume else start_run(run_dir, model, tx)
+    rundir.write_config(run_dir, config)
+    graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key(t.seed))
     eval_step = make_eval_step(graphdef, rest)
-    val_batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
-    val_optimum = optimal_bits(task, val_batches)  # None unless the task has an optimum
-    target_bits = task.target(val_optimum)
-    n_params = count_parameters(model)
+    batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
+    optimum = optimal_bits(task, batches)
+    validation = Validation(batches, optimum, task.target(optimum))
 
-    def save(status: str, pending: list | None = None, rollback_point=None) -> None:
-        """Checkpoint the run. An interrupt between log points also stores the metrics of the
-        updates since the last one (``pending``) and the state a rollback would return to
-        (that log point's), so that the resumed run goes on exactly as an uninterrupted one."""
-        extra, rollback = None, None
-        if rollback_point is not None:
-            good_state, good_counters = rollback_point
-            extra = {ROLLBACK_PREFIX: (good_state.params, good_state.opt_state)}
-            rollback = {**good_counters, "step": int(good_state.step)}
-        meta = {"config": config.to_dict(), "step": int(state.step),
-                "counters": {**counters, "pending": _pack_pending(pending),
-                             "rollback": rollback}, "status": status}
-        model_state = nnx.merge_state(state.params, rest)
-        checkpoint.save(ckpt_path, model_state, meta, state.opt_state, extra)
-
-    # Compile once, up front, so that the progress bar's speeds are honest.
+    # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
-    jax.block_until_ready(train_step.lower(state).compile())
+    jax.block_until_ready(train_step.lower(loop.state).compile())
     compile_seconds = time.perf_counter() - compile_start
 
-    elapsed_before = counters["seconds"]
-    deadline = None if t.minutes is None else t.minutes * 60.0
-    status = "budget: sequences"
-    last_log_time = time.perf_counter()
-    last_log_sequences = counters["sequences"] - len(pending) * t.batch_size
-    # Where a rollback returns to: the state and counters of the last log point's checkpoint
-    # (after an interrupt between log points, the one stored beside the interrupt's state).
-    good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
-    if counters.get("rollback"):
-        point = dict(counters["rollback"])
-        good_params, good_opt = checkpoint.restore_tree(
-            ckpt_path, (state.params, state.opt_state), tensors, ROLLBACK_PREFIX)
-        good = (TrainState(good_params, good_opt, jnp.asarray(point.pop("step"), jnp.int32),
-                           state.stream), point)
-    reporter.start(config, n_params, counters["sequences"], compile_seconds)
-    if val_optimum is not None:
-        reporter.message(
-            f"The optimal predictor scores {val_optimum:.2f} bits per sequence on the "
-            f"{t.val_size:,} validation sequences; the target is {target_bits:.2f}."
-        )
+    s = Session(config, run_dir, rest, eval_step, validation, reporter or Reporter(),
+                Clock(started, loop.seconds),
+                rundir.tensorboard_writer(run_dir, config, loop.sequences if resume else None))
+    n_params = count_parameters(model)
+    s.reporter.start(config, n_params, loop.sequences, compile_seconds, seconds=s.clock())
+    if optimum is not None:
+        s.reporter.message(
+            f"The optimal predictor scores {optimum:.2f} bits per sequence on the "
+            f"{t.val_size:,} validation sequences; the target is {validation.target:.2f}.")
+    loop.log_time = time.perf_counter()
+    loop.log_sequences = loop.sequences - len(loop.pending) * t.batch_size
+    try:
+        status = train_loop(loop, s, train_step)
+    finally:
+        if s.tensorboard is not None:
+            s.tensorboard.close()
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start_time
+    _save(s, loop, status)
+    model = nnx.merge(graphdef, loop.state.params, rest)
+    summary = summarise(loop, s, model, task, status, n_params, compile_seconds)
+    s.reporter.summary(summary)
+    return Run(model, summary)
 
-    # TensorBoard: a resumed run drops the events logged after its checkpoint, as it does
-    # the lines of metrics.jsonl, so that both show one curve.
-    tensorboard = None
-    if t.tensorboard:
-        from tensorboardX import SummaryWriter  # imported here: it is slow to import
 
-        if not resume:  # a fresh run replaces what an attempt without a checkpoint left
-            for stale in (run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
-                stale.unlink()
-        tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR),
-                                    purge_step=counters["sequences"] + 1 if resume else None)
-        if not resume:
-            tensorboard.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2)
-                                 + "\n```", 0)
+def data_key(seed: int) -> jax.Array:
+    """The key every training batch is drawn from (with the step and the batch stream)."""
+    return jax.random.fold_in(jax.random.key(seed), 1)
 
-    val = None
+
+def train_loop(loop: LoopState, s: Session, train_step: Callable) -> str:
+    """Update until a budget, the early-stop target or a non-finite step ends the run; return
+    why it ended (the summary's ``status``)."""
+    t = s.config.train
+    deadline = math.inf if t.minutes is None else t.minutes * 60.0
     # A resumed run that had already stopped early, or spent its minutes, stops again at once
     # (it goes on if those budgets were raised).
-    stop = _stop_reason(t, counters, deadline is not None and counters["seconds"] >= deadline)
-    status = stop or status
-    signals = _GracefulStop()
-    try:
-        while stop is None and counters["sequences"] < t.sequences:
+    stop = stop_reason(t, loop, loop.seconds >= deadline)
+    with interruptible(loop, s) as signals:
+        while stop is None and loop.sequences < t.sequences:
             if signals.received:
-                raise _StopRequested(signals.received)
-            state, m = train_step(state)
-            pending.append(m)
-            counters["sequences"] += t.batch_size
-            reporter.advance(t.batch_size)
+                raise StopRequested(signals.received)
+            loop.state, metrics = train_step(loop.state)
+            loop.pending.append(metrics)
+            loop.sequences += t.batch_size
+            s.reporter.advance(t.batch_size)
             # Log points fall on multiples of eval_every, so a resumed run logs where an
             # uninterrupted one would.
-            at_log = counters["sequences"] // t.eval_every > last_log_sequences // t.eval_every
-            out_of_time = deadline is not None and elapsed() >= deadline
-            if not (at_log or out_of_time or counters["sequences"] >= t.sequences):
-                continue
+            at_log = loop.sequences // t.eval_every > loop.log_sequences // t.eval_every
+            out_of_time = s.clock() >= deadline
+            if at_log or out_of_time or loop.sequences >= t.sequences:
+                stop = log_point(loop, s, out_of_time)
+    return stop or "budget: sequences"
 
-            # A log point: gather the training metrics since the last one.
-            stacked = _stack(pending)
-            now = time.perf_counter()
-            speed = (counters["sequences"] - last_log_sequences) / max(now - last_log_time, 1e-9)
-            counters["seconds"] = elapsed()
-            flags = stacked["finite"]
-            bad = np.flatnonzero(~flags)
-            if bad.size:
-                # Those updates were skipped, so the parameters are finite; nothing of this
-                # stretch is logged.
-                first = int(state.step) - len(flags) + int(bad[0]) + 1
-                quantity = "loss" if not stacked["loss_finite"][bad[0]] else "gradients"
-                counters["nonfinite"].append({"update": first, "quantity": quantity,
-                                              "sequences": first * t.batch_size})
-                pending.clear()
-                if t.on_nonfinite == "rollback" and counters["rollbacks"] < t.max_rollbacks:
-                    counters["rollbacks"] += 1
-                    state, saved_counters = good
-                    counters.update(saved_counters)
-                    state = state._replace(stream=jnp.asarray(counters["rollbacks"], jnp.int32))
-                    last_log_time, last_log_sequences = now, counters["sequences"]
-                    reporter.rewind(counters["sequences"])
-                    reporter.message(
-                        f"[yellow]Non-finite {quantity} at update {first:,} "
-                        f"({len(bad)} of the last {len(flags)} updates); rolled back to the "
-                        f"checkpoint at {counters['sequences']:,} sequences and went on with "
-                        f"fresh batches (rollback {counters['rollbacks']} of at most "
-                        f"{t.max_rollbacks})."
-                    )
-                    save("running")
-                    continue
-                status = f"stopped: non-finite {quantity} at update {first}"
-                why = ("train.on_nonfinite is 'stop'" if t.on_nonfinite == "stop" else
-                       f"the {t.max_rollbacks} rollbacks allowed are spent")
-                reporter.message(
-                    f"[red]Non-finite {quantity} at update {first:,}; that update was skipped, so "
-                    f"the parameters are finite, and training stops ({why})."
-                )
-                val = None  # the final validation is of the parameters as they are now
-                break
 
-            # Validate and log.
-            val = evaluate_batches(eval_step, state.params, val_batches)
-            record = {
-                "sequences": counters["sequences"],
-                "step": int(state.step),
-                "loss": float(np.mean(stacked["loss"])),
-                "bits": float(np.mean(stacked["bits"])),
-                "bit_errors": float(np.mean(stacked["bit_errors"])),
-                "val_bits": val["bits"],
-                "val_bit_errors": val["bit_errors"],
-                "lr": learning_rate(t, state.opt_state, int(state.step)),
-                "sequences_per_second": speed,
-                "wall_seconds": counters["seconds"],
-            }
-            record = _finite_or_none(record)
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record, allow_nan=False) + "\n")
-            reporter.log(record)
-            if tensorboard is not None:
-                _log_scalars(tensorboard, record, float(np.mean(stacked["grad_norm"])))
-            pending.clear()
-            last_log_time, last_log_sequences = now, counters["sequences"]
+def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
+    """Validate, log and checkpoint; return why the run stops here, or None to go on."""
+    t = s.config.train
+    metrics = stack_pending(loop.pending)
+    now = time.perf_counter()
+    speed = (loop.sequences - loop.log_sequences) / max(now - loop.log_time, 1e-9)
+    loop.seconds = s.clock()
+    if not metrics["finite"].all():
+        return after_nonfinite(loop, s, metrics, now)
 
-            target_met = val["bits"] < target_bits
-            counters["streak"] = counters["streak"] + 1 if target_met else 0
-            if target_met and counters["first_target"] is None:
-                counters["first_target"] = {"sequences": counters["sequences"],
-                                            "seconds": counters["seconds"]}
-            save("running")
-            good = (state, {k: counters[k] for k in ("sequences", "streak", "first_target")})
-            stop = _stop_reason(t, counters, out_of_time)
-            if stop is not None:
-                status = stop
-                break
-    except _StopRequested:
-        # A first Ctrl-C (or SIGTERM) stops before an update, with the metrics of the updates
-        # since the last log point in hand: the checkpoint holds everything the rest of the
-        # run needs to go on exactly as an uninterrupted one.
-        counters["seconds"] = elapsed()
-        status = "interrupted"
-        save(status, pending, rollback_point=good)
-        reporter.stop()
-        reporter.message(
-            f"Interrupted at {counters['sequences']:,} sequences; the checkpoint is saved. "
-            f"Continue with: diffmem train --resume {shlex.quote(str(run_dir))}"
+    loop.validation = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
+    record = rundir.finite_or_none({
+        "sequences": loop.sequences,
+        "step": int(loop.state.step),
+        "loss": float(np.mean(metrics["loss"])),
+        "bits": float(np.mean(metrics["bits"])),
+        "bit_errors": float(np.mean(metrics["bit_errors"])),
+        "val_bits": loop.validation["bits"],
+        "val_bit_errors": loop.validation["bit_errors"],
+        "lr": learning_rate(t, loop.state.opt_state, int(loop.state.step)),
+        "sequences_per_second": speed,
+        "wall_seconds": loop.seconds,
+    })
+    rundir.append_metrics(s.run_dir, record)
+    s.reporter.log(record)
+    if s.tensorboard is not None:
+        rundir.log_scalars(s.tensorboard, record, float(np.mean(metrics["grad_norm"])))
+    loop.pending.clear()
+    loop.log_time, loop.log_sequences = now, loop.sequences
+
+    target_met = loop.validation["bits"] < s.validation.target
+    loop.streak = loop.streak + 1 if target_met else 0
+    if target_met and loop.first_target is None:
+        loop.first_target = FirstTarget(loop.sequences, loop.seconds)
+    _save(s, loop, "running")
+    loop.rollback = loop.mark()
+    return stop_reason(t, loop, out_of_time)
+
+
+def after_nonfinite(loop: LoopState, s: Session, metrics: dict[str, np.ndarray],
+                    now: float) -> str | None:
+    """Record the first non-finite update since the last log point (those updates were
+    skipped, so the parameters are finite), then roll back to that log point with fresh
+    batches, or, with no rollback left, return why the run stops."""
+    t = s.config.train
+    bad = np.flatnonzero(~metrics["finite"])
+    first = int(loop.state.step) - len(metrics["finite"]) + int(bad[0]) + 1
+    quantity = "loss" if not metrics["loss_finite"][bad[0]] else "gradients"
+    loop.nonfinite.append({"update": first, "quantity": quantity,
+                           "sequences": first * t.batch_size})
+    loop.pending.clear()
+    if t.on_nonfinite == "rollback" and loop.rollbacks < t.max_rollbacks:
+        loop.roll_back()
+        loop.log_time, loop.log_sequences = now, loop.sequences
+        s.reporter.rewind(loop.sequences)
+        s.reporter.message(
+            f"[yellow]Non-finite {quantity} at update {first:,} ({bad.size} of the last "
+            f"{metrics['finite'].size} updates); rolled back to the checkpoint at "
+            f"{loop.sequences:,} sequences and went on with fresh batches (rollback "
+            f"{loop.rollbacks} of at most {t.max_rollbacks})."
         )
+        _save(s, loop, "running")
+        return None
+    why = ("train.on_nonfinite is 'stop'" if t.on_nonfinite == "stop" else
+           f"the {t.max_rollbacks} rollbacks allowed are spent")
+    s.reporter.message(
+        f"[red]Non-finite {quantity} at update {first:,}; that update was skipped, so the "
+        f"parameters are finite, and training stops ({why})."
+    )
+    loop.validation = None  # the final validation is of the parameters as they are now
+    return f"stopped: non-finite {quantity} at update {first}"
+
+
+def stop_reason(t: TrainConfig, loop: LoopState, out_of_time: bool) -> str | None:
+    """Why a run stops at a log point, or None if it goes on: the validation target met at
+    ``patience`` points in a row (with early stopping on), or the minutes spent."""
+    if t.early_stop and loop.streak >= t.patience:
+        return "target reached"
+    return "budget: minutes" if out_of_time else None
+
+
+def _save(s: Session, loop: LoopState, status: str, interrupted: bool = False) -> None:
+    save_checkpoint(s.run_dir / checkpoint.FILENAME, s.config, loop, s.rest, status, interrupted)
+
+
+@contextlib.contextmanager
+def interruptible(loop: LoopState, s: Session):
+    """Stop on a first Ctrl-C or SIGTERM between two updates, saving everything the rest of
+    the run needs to go on exactly as an uninterrupted one; say how to resume."""
+    signals = GracefulStop()
+    resume = f"Continue with: diffmem train --resume {shlex.quote(str(s.run_dir))}"
+    try:
+        yield signals
+    except StopRequested:
+        loop.seconds = s.clock()
+        _save(s, loop, "interrupted", interrupted=True)
+        s.reporter.stop()
+        s.reporter.message(f"Interrupted at {loop.sequences:,} sequences; the checkpoint is "
+                           f"saved. {resume}")
         raise
     except KeyboardInterrupt:
         # A second Ctrl-C (or one outside the main thread) lands anywhere, perhaps inside the
         # bookkeeping; the checkpoint of the last log point stays, and a resumed run redoes the
         # updates since, exactly.
-        reporter.stop()
-        reporter.message(
-            f"Interrupted; the checkpoint at {good[1]['sequences']:,} sequences stays. "
-            f"Continue with: diffmem train --resume {shlex.quote(str(run_dir))}"
-        )
+        s.reporter.stop()
+        s.reporter.message(f"Interrupted; the checkpoint at {loop.rollback.sequences:,} "
+                           f"sequences stays. {resume}")
         raise
     finally:
         signals.restore()
-        reporter.stop()
-        if tensorboard is not None:
-            tensorboard.close()
+        s.reporter.stop()
 
-    save(status)
-    model = nnx.merge(graphdef, state.params, rest)
+
+def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status: str,
+              parameters: int, compile_seconds: float) -> dict[str, Any]:
+    """The run's outcome, with its evaluation beyond the training range; written to
+    ``summary.json``."""
+    config, t = s.config, s.config.train
     # The loop ends on a log point, whose validation is the final one (unless it never ran).
-    final = val if val is not None else evaluate_batches(eval_step, state.params, val_batches)
-    if val_optimum is not None:
-        final = {**final, "optimal_bits": val_optimum}
-    generalisation = evaluate(model, task, list(task.eval_sizes), count=t.eval_count)
-    summary = {
+    final = loop.validation or evaluate_batches(s.eval_step, loop.state.params,
+                                                s.validation.batches)
+    if s.validation.optimum is not None:
+        final = {**final, "optimal_bits": s.validation.optimum}
+    summary = rundir.finite_or_none({
         "task": config.task,
         "model": config.model.kind,
         "preset": config.preset,
         "seed": t.seed,
-        "parameters": n_params,
+        "parameters": parameters,
         "status": status,
-        "sequences": counters["sequences"],
-        "steps": int(state.step),
-        "train_seconds": counters["seconds"],
+        "sequences": loop.sequences,
+        "steps": int(loop.state.step),
+        "train_seconds": loop.seconds,
         "compile_seconds": compile_seconds,
-        "target_bits": target_bits,
+        "target_bits": s.validation.target,
         "paper_parameters": paper_parameters(config),
-        "reached_target": final["bits"] < target_bits,
-        "first_below_target": counters["first_target"],
-        "nonfinite_events": counters["nonfinite"],
-        "rollbacks": counters["rollbacks"],
+        "reached_target": final["bits"] < s.validation.target,
+        "first_below_target": loop.first_target and loop.first_target._asdict(),
+        "nonfinite_events": loop.nonfinite,
+        "rollbacks": loop.rollbacks,
         "validation": final,
-        "generalisation": generalisation,
+        "generalisation": evaluate(model, task, list(task.eval_sizes), count=t.eval_count),
         "machine": machine_description(),
-        "run_dir": str(run_dir),
-    }
-    summary = _finite_or_none(summary)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    reporter.summary(summary)
-    return Run(model, summary)
-
-
-def _stop_reason(t: TrainConfig, counters: dict[str, Any], out_of_time: bool) -> str | None:
-    """Why a run stops at a log point, or None if it goes on: the validation target met at
-    ``patience`` points in a row (with early stopping on), or the minutes spent."""
-    if t.early_stop and counters["streak"] >= t.patience:
-        return "target reached"
-    return "budget: minutes" if out_of_time else None
-
-
-class _StopRequested(KeyboardInterrupt):
-    """Raised by the training loop itself, before an update, after a first Ctrl-C (SIGINT) or
-    SIGTERM; ``signum`` is the signal's number."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _GracefulStop:
-    """While training, a first SIGINT (Ctrl-C) or SIGTERM only sets ``received``: the loop
-    then stops before its next update and saves. A second one acts as usual (SIGINT raises
-    KeyboardInterrupt at once). Signals can be caught only in the main thread; elsewhere this
-    does nothing and Ctrl-C interrupts directly."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self.previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is signal.SIG_IGN:
-                    continue  # a signal the caller ignores stays ignored
-                self.previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-        signal.signal(signum, self.previous[signum] or signal.SIG_DFL)
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler or signal.SIG_DFL)  # None: set outside Python
-        self.previous = {}
-
-
-_PENDING_DTYPES = {"finite": bool, "loss_finite": bool, "grads_finite": bool}
-
-
-def _stack(pending: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Per-update training metrics as host arrays, one per metric, stacked over the updates."""
-    return jax.device_get({k: jnp.stack([p[k] for p in pending]) for k in pending[0]})
-
-
-def _pack_pending(pending: list[dict[str, Any]] | None) -> dict[str, list] | None:
-    """The per-update training metrics since the last log point, as JSON lists (float32
-    values convert to doubles exactly)."""
-    if not pending:
-        return None
-    stacked = _stack(pending)
-    return {k: [bool(x) if v.dtype == bool else float(x) for x in v] for k, v in stacked.items()}
-
-
-def _unpack_pending(packed: dict[str, list] | None) -> list[dict[str, np.ndarray]]:
-    if not packed:
-        return []
-    n = len(next(iter(packed.values())))
-    return [{k: np.asarray(v[i], dtype=_PENDING_DTYPES.get(k, np.float32))
-             for k, v in packed.items()} for i in range(n)]
-
-
-def _log_scalars(writer, record: dict[str, Any], grad_norm: float) -> None:
-    """One validation point's metrics as TensorBoard scalars, against sequences seen."""
-    scalars = {
-        "train/loss": record["loss"], "train/bits_per_sequence": record["bits"],
-        "train/bit_errors_per_sequence": record["bit_errors"], "train/grad_norm": grad_norm,
-        "validation/bits_per_sequence": record["val_bits"],
-        "validation/bit_errors_per_sequence": record["val_bit_errors"],
-        "train/learning_rate": record["lr"],
-        "speed/sequences_per_second": record["sequences_per_second"],
-    }
-    for tag, value in scalars.items():
-        if value is not None and math.isfinite(value):
-            writer.add_scalar(tag, value, record["sequences"])
-    writer.flush()
+        "run_dir": str(s.run_dir),
+    })
+    rundir.write_summary(s.run_dir, summary)
+    return summary
 
 
 class Reporter:
     """Receives progress events from ``train_and_evaluate``; this base class is silent.
 
-    The CLI passes a ``rich`` progress bar (diffmem.cli.RichReporter); a notebook may pass its
-    own subclass.
+    The CLI passes ``diffmem.console.ConsoleReporter`` (a live progress bar on a terminal, a
+    plain line per log point otherwise); a notebook may pass its own subclass.
     """
 
-    def start(self, config: Config, parameters: int, sequences: int, compile_seconds: float):
-        pass
+    def start(self, config: Config, parameters: int, sequences: int, compile_seconds: float,
+              seconds: float = 0.0) -> None:
+        """Training starts at ``sequences`` sequences and ``seconds`` of wall time (both 0
+        unless the run is resumed; the time counts toward ``config.train.minutes``)."""
 
     def advance(self, sequences: int) -> None:
-        pass
+        """One update trained on ``sequences`` more sequences."""
 
     def log(self, record: dict[str, Any]) -> None:
-        pass
+        """A log point's record, as written to metrics.jsonl."""
 
     def message(self, text: str) -> None:
-        pass
+        """A line for the user (may hold rich markup such as ``[red]``)."""
 
     def rewind(self, sequences: int) -> None:
         """Training went back to ``sequences`` (a rollback after a non-finite step)."""
 
     def stop(self) -> None:
-        pass
+        """Training stopped; may be called more than once."""
 
     def summary(self, summary: dict[str, Any]) -> None:
-        pass
+        """The run's summary, as written to summary.json."""

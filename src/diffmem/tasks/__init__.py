@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from diffmem.tasks.base import Batch, Task
 from diffmem.tasks.associative_recall import AssociativeRecall
+from diffmem.tasks.base import Batch, Task
 from diffmem.tasks.copy import Copy
 from diffmem.tasks.ngrams import DynamicNGrams
 from diffmem.tasks.priority_sort import PrioritySort

@@ -47,7 +47,8 @@ class Copy(Task):
         return (size or {}).get("length") or self.max_length
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None) -> Batch:
-        """``length=None`` draws each sequence's L from the training range, ``length=L`` fixes it."""
+        """``length=None`` draws each sequence's L from the training range; ``length=L`` fixes
+        it."""
         if length is not None:
             length = positive_int(length, "copy length")
         key_len, key_bits = jax.random.split(key)

@@ -3,9 +3,8 @@ mark the end."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +66,8 @@ class RepeatCopy(Task):
 
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
                repeats: int | None = None) -> Batch:
-        """Fixed ``length`` and ``repeats`` where given; drawn from the training range where None."""
+        """Fixed ``length`` and ``repeats`` where given; drawn from the training range where
+        None."""
         if length is not None:
             length = positive_int(length, "repeat-copy length")
         if repeats is not None:

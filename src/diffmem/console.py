@@ -1,0 +1,214 @@
+"""What the command line shows: training progress, result tables, warnings and errors.
+
+On a terminal, training shows a live progress bar; written to a file or a pipe (a log), it
+prints one plain line per log point instead, since a bar cut to 80 columns is unreadable there.
+The time left is that of the budget that binds: the minutes, or the sequences at the current
+speed, whichever ends the run first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn)
+from rich.table import Table
+from rich.text import Text
+
+from diffmem.train import Reporter
+
+console = Console()
+
+
+def warn(text: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+
+
+def error(text: str) -> None:
+    console.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+
+
+def _clock(seconds: float | None) -> str:
+    return "-:--:--" if seconds is None else str(datetime.timedelta(seconds=round(seconds)))
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "nan" if value is None else format(value, spec)
+
+
+class _TimeLeft(ProgressColumn):
+    """The time left of the binding budget (see ``ConsoleReporter.time_left``)."""
+
+    def __init__(self, reporter: ConsoleReporter) -> None:
+        super().__init__()
+        self.reporter = reporter
+
+    def render(self, task) -> Text:
+        left = self.reporter.time_left(task.speed)
+        return Text(f"{_clock(left)} left", style="progress.remaining")
+
+
+class ConsoleReporter(Reporter):
+    """Training progress for ``diffmem train``: a line saying what trains, then a live bar on
+    a terminal or a plain line per log point elsewhere, then a summary table."""
+
+    def __init__(self, out: Console | None = None) -> None:
+        self.console = out or console
+        self.progress: Progress | None = None
+        self.minutes: float | None = None
+        self.total = self.done = 0
+        self.started, self.seconds = time.perf_counter(), 0.0
+
+    def start(self, config, parameters: int, sequences: int, compile_seconds: float,
+              seconds: float = 0.0) -> None:
+        from diffmem.config import paper_parameters
+
+        t = config.train
+        self.minutes, self.total, self.done = t.minutes, t.sequences, sequences
+        self.started, self.seconds = time.perf_counter(), seconds
+        budget = f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes else "")
+        paper = paper_parameters(config)
+        versus = f", the paper's {paper:,}" if paper else ""
+        self.console.print(
+            f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
+            f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
+            f"{t.optimizer} lr {t.lr:g}, seed {t.seed}; budget {budget}; "
+            f"compiled in {compile_seconds:.1f} s",
+            highlight=False,
+        )
+        if not self.console.is_terminal:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("seq  loss {task.fields[loss]}  bits {task.fields[bits]}  "
+                       "val {task.fields[val]}  {task.fields[speed]} seq/s"),
+            TimeElapsedColumn(), _TimeLeft(self), console=self.console,
+        )
+        self.progress.start()
+        self.task_id = self.progress.add_task(
+            "train", total=t.sequences, completed=sequences, loss="-", bits="-", val="-",
+            speed="-")
+
+    def elapsed(self) -> float:
+        """The run's wall time, earlier attempts and compilation included."""
+        return self.seconds + time.perf_counter() - self.started
+
+    def time_left(self, speed: float | None) -> float | None:
+        """Seconds until the binding budget ends the run at ``speed`` sequences per second:
+        the minutes left, or the sequences left at that speed, whichever is shorter (None
+        while neither is known). Early stopping may end it sooner."""
+        left = []
+        if self.minutes is not None:
+            left.append(max(0.0, self.minutes * 60.0 - self.elapsed()))
+        if speed:
+            left.append(max(0, self.total - self.done) / speed)
+        return min(left, default=None)
+
+    def advance(self, sequences: int) -> None:
+        self.done += sequences
+        if self.progress is not None:
+            self.progress.advance(self.task_id, sequences)
+
+    def log(self, r: dict[str, Any]) -> None:
+        loss, bits = _number(r["loss"], ".3f"), _number(r["bits"], ".3f")
+        val, speed = _number(r["val_bits"], ".3f"), _number(r["sequences_per_second"], ",.0f")
+        if self.progress is not None:
+            self.progress.update(self.task_id, loss=loss, bits=bits, val=val, speed=speed)
+            return
+        left = self.time_left(r["sequences_per_second"])
+        self.console.print(
+            f"{r['sequences']:>10,} seq  {_clock(r['wall_seconds'])}  loss {loss}  bits {bits}"
+            f"  val {val}  {speed} seq/s  {_clock(left)} left", highlight=False, soft_wrap=True)
+
+    def rewind(self, sequences: int) -> None:
+        self.done = sequences
+        if self.progress is not None:
+            self.progress.update(self.task_id, completed=sequences)
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def summary(self, s: dict[str, Any]) -> None:
+        self.console.print(summary_table(s))
+
+
+def summary_table(s: dict[str, Any]) -> Table:
+    """A finished run's summary (its summary.json) as a two-column table."""
+    v = s["validation"]
+    table = Table(title=f"Summary: {s['task']}, {s['model']} ({s['status']})", show_header=False)
+    table.add_column(justify="right", style="bold")
+    table.add_column()
+    first = s["first_below_target"]
+    rows = [
+        ("sequences", f"{s['sequences']:,} ({s['steps']:,} updates)"),
+        ("time", f"{s['train_seconds']:.1f} s, compilation ({s['compile_seconds']:.1f} s) "
+                 "included"),
+        ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:.4g}: "
+                                   f"{'reached' if s['reached_target'] else 'NOT reached'})"),
+    ]
+    if "optimal_bits" in v:
+        rows.append(("optimal predictor", f"{v['optimal_bits']:.4f} bits / seq on the same "
+                                          f"{v['sequences']:,} sequences"))
+    rows += [
+        ("validation bit errors / seq", f"{v['bit_errors']:.3f}"),
+        ("first below target", "never" if first is None else
+         f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    for g in s["generalisation"]:
+        optimum = f" (optimal predictor {g['optimal_bits']:.4f})" if "optimal_bits" in g else ""
+        table.add_row(g["label"], f"{g['bits']:.4f} bits{optimum}, {g['bit_errors']:.3f} bit "
+                                  f"errors per sequence ({100 * g['wrong_bit_fraction']:.3f}% "
+                                  "wrong)")
+    table.add_row("run directory", s["run_dir"])
+    return table
+
+
+def eval_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """``diffmem.train.evaluate``'s rows: bits, bit errors and wrong bits per size."""
+    table = Table(title=title)
+    optimum = any("optimal_bits" in r for r in rows)
+    names = ["size", "bits / sequence"] + (["optimal predictor"] if optimum else [])
+    for name in names + ["bit errors / sequence", "wrong bits"]:
+        table.add_column(name, justify="right")
+    for r in rows:
+        cells = [r["label"], f"{r['bits']:.4f}"]
+        if optimum:
+            cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
+        table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
+    return table
+
+
+def demo_table(metrics: dict[str, float], title: str) -> Table:
+    """One sequence's bits, bit errors and wrong bits (and the optimal predictor's bits)."""
+    table = Table(title=title)
+    for name in ("bits / sequence", "bit errors", "wrong bits"):
+        table.add_column(name, justify="right")
+    cells = [f"{metrics['bits']:.4f}", f"{metrics['bit_errors']:.0f}",
+             f"{100 * metrics['wrong_bit_fraction']:.2f}%"]
+    if "optimal_bits" in metrics:
+        table.add_column("optimal predictor", justify="right")
+        cells.append(f"{metrics['optimal_bits']:.4f}")
+    table.add_row(*cells)
+    return table
+
+
+def bench_table(rows: list[dict[str, Any]]) -> Table:
+    """``diffmem.bench.benchmark``'s rows: throughput per batch size."""
+    table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} steps), "
+                        f"{rows[0]['parameters']:,} parameters\n{rows[0]['device']}")
+    for name in ("batch size", "sequences / s", "updates / s", "compile s"):
+        table.add_column(name, justify="right")
+    for r in rows:
+        table.add_row(str(r["batch_size"]), f"{r['sequences_per_second']:,.0f}",
+                      f"{r['updates_per_second']:,.1f}", f"{r['compile_seconds']:.1f}")
+    return table

@@ -1,0 +1,254 @@
+"""The preset table: what ``diffmem train TASK --model MODEL --preset PRESET`` trains with.
+
+``PRESETS`` has one row per (task, model, preset) of the paper's five tasks. A row gives every
+``ModelConfig`` and ``TrainConfig`` field (diffmem.config) that differs from the dataclass
+defaults, apart from ``model.kind``, which is the row's model, and the reason for them.
+``diffmem config TASK --model MODEL --preset PRESET`` prints the configuration a row resolves
+to, with its parameter count beside the paper's.
+
+Presets:
+- ``default``: what trains fastest here, batches of 32 and Adam (the dataclass defaults), on
+  the paper's architecture; some NTMs train the paper's way instead, where batches of 32 did
+  not learn the task.
+- ``paper``: the paper's architecture and training (Graves et al. 2014; ``PAPER_MODELS``).
+
+A task registered at run time (``diffmem.tasks.register``) has no row: its default preset is
+the row of ``OTHER_TASKS`` for its model, and it has no paper preset. So has a model kind
+registered at run time (``diffmem.models.register``), on every task, until rows are added for
+it here; with no ``OTHER_TASKS`` row either, it starts from the plain dataclass defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Preset(NamedTuple):
+    model: dict[str, Any]  # ModelConfig fields that differ from the defaults (but kind)
+    train: dict[str, Any]  # TrainConfig fields that differ from the defaults
+    reason: str  # one sentence, and where the evidence is
+
+
+PRESET_NAMES = ("default", "paper")
+
+# The paper's architectures and learning rates, and its parameter counts (Graves et al. 2014,
+# Tables 1-3; SPEC section 1): "heads" read heads and as many write heads, "layers" controller
+# layers (of the LSTM baseline: LSTM layers) of "size" units.
+PAPER_MODELS: dict[tuple[str, str], dict[str, Any]] = {
+    ("copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=17_162),
+    ("copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=67_561),
+    ("copy", "lstm"): dict(size=256, layers=3, lr=3e-5, parameters=1_352_969),
+    ("repeat-copy", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=16_712),
+    ("repeat-copy", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4, parameters=66_111),
+    ("repeat-copy", "lstm"): dict(size=512, layers=3, lr=3e-5, parameters=5_312_007),
+    ("associative-recall", "ntm-ff"): dict(heads=4, size=256, layers=1, lr=1e-4,
+                                           parameters=146_845),
+    ("associative-recall", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=1e-4,
+                                             parameters=70_330),
+    ("associative-recall", "lstm"): dict(size=256, layers=3, lr=1e-4, parameters=1_344_518),
+    ("dynamic-ngrams", "ntm-ff"): dict(heads=1, size=100, layers=1, lr=3e-5, parameters=14_656),
+    ("dynamic-ngrams", "ntm-lstm"): dict(heads=1, size=100, layers=1, lr=3e-5,
+                                         parameters=61_749),
+    ("dynamic-ngrams", "lstm"): dict(size=128, layers=3, lr=1e-4, parameters=331_905),
+    ("priority-sort", "ntm-ff"): dict(heads=8, size=512, layers=1, lr=3e-5, parameters=508_305),
+    ("priority-sort", "ntm-lstm"): dict(heads=5, size=100, layers=2, lr=3e-5,
+                                        parameters=269_038),
+    ("priority-sort", "lstm"): dict(size=128, layers=3, lr=3e-5, parameters=384_424),
+}
+
+# The model ``diffmem train TASK`` trains when none is named.
+DEFAULT_MODELS: dict[str, str] = {
+    "copy": "ntm-lstm",
+    "repeat-copy": "ntm-lstm",
+    # The paper's best model here, and here it learned the task where ntm-lstm stalled
+    # (results/reproduce/associative-recall-ntm-*-paper.json).
+    "associative-recall": "ntm-ff",
+    "dynamic-ngrams": "ntm-lstm",
+    "priority-sort": "ntm-lstm",
+}
+
+_PAPER = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, one sequence per "
+          "update, gradients clipped elementwise to +-10, a learned initial memory (SPEC "
+          "section 1)")
+_PAPER_LSTM = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, one "
+               "sequence per update, gradients clipped elementwise to +-10 (SPEC section 1)")
+
+PRESETS: dict[tuple[str, str, str], Preset] = {
+    # copy
+    ("copy", "ntm-lstm", "default"): Preset(
+        model={},
+        train={},
+        reason="The defaults: the paper's copy NTM with the fastest training measured here; "
+               "results/reproduce/copy-ntm-lstm-default.json, results/seeds/copy-even.json."),
+    ("copy", "ntm-lstm", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
+        reason=f"{_PAPER}."),
+    ("copy", "ntm-ff", "default"): Preset(
+        model={},
+        train={},
+        reason="The paper's copy NTM with the default training; "
+               "results/reproduce/copy-ntm-ff-default.json."),
+    ("copy", "ntm-ff", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
+        reason=f"{_PAPER}."),
+    ("copy", "lstm", "default"): Preset(
+        model=dict(controller_size=256, controller_layers=3),
+        train=dict(lr=1e-3),
+        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs; "
+               "results/reproduce/copy-lstm-default.json."),
+    ("copy", "lstm", "paper"): Preset(
+        model=dict(controller_size=256, controller_layers=3),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
+        reason=f"{_PAPER_LSTM}."),
+
+    # repeat copy: 30 minutes, as its NTMs need about 20 at one sequence per update
+    ("repeat-copy", "ntm-lstm", "default"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason="The paper's training, because batches of 32 with Adam made almost no progress "
+               "where it learned the task; results/reproduce/repeat-copy-ntm-lstm-paper.json, "
+               "results/archive/v0.1/reproduce/repeat-copy-ntm-lstm-default.json."),
+    ("repeat-copy", "ntm-lstm", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER}; results/reproduce/repeat-copy-ntm-lstm-paper.json."),
+    ("repeat-copy", "ntm-ff", "default"): Preset(
+        model={},
+        train=dict(minutes=30.0),
+        reason="The paper's NTM with the default training and the task's 30 minutes; "
+               "results/reproduce/repeat-copy-ntm-ff-paper.json."),
+    ("repeat-copy", "ntm-ff", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER}; results/reproduce/repeat-copy-ntm-ff-paper.json."),
+    ("repeat-copy", "lstm", "default"): Preset(
+        model=dict(controller_size=512, controller_layers=3),
+        train=dict(lr=1e-3, minutes=30.0),
+        reason="The paper's 3x512 baseline at 1e-3, a conventional rate for deep LSTMs; "
+               "results/reproduce/repeat-copy-lstm-default.json."),
+    ("repeat-copy", "lstm", "paper"): Preset(
+        model=dict(controller_size=512, controller_layers=3),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER_LSTM}."),
+
+    # associative recall: 30 minutes, as for repeat copy
+    ("associative-recall", "ntm-lstm", "default"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason="The paper's training, because batches of 32 with Adam stalled near 9 bits where "
+               "it reached 1.1; results/reproduce/associative-recall-ntm-lstm-paper.json, "
+               "results/archive/v0.1/reproduce/associative-recall-ntm-lstm-default.json."),
+    ("associative-recall", "ntm-lstm", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER}; results/reproduce/associative-recall-ntm-lstm-paper.json."),
+    ("associative-recall", "ntm-ff", "default"): Preset(
+        model=dict(controller_size=256, read_heads=4, write_heads=4),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason="The paper's NTM and training from a constant initial memory, with which 10 of "
+               "10 seeds reached the target; results/seeds/associative-recall-even.json, "
+               "results/seeds/associative-recall-odd.json."),
+    ("associative-recall", "ntm-ff", "paper"): Preset(
+        model=dict(controller_size=256, read_heads=4, write_heads=4, memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER}; results/reproduce/associative-recall-ntm-ff-paper.json."),
+    ("associative-recall", "lstm", "default"): Preset(
+        model=dict(controller_size=256, controller_layers=3),
+        train=dict(lr=1e-3, minutes=30.0),
+        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs; "
+               "results/reproduce/associative-recall-lstm-default.json."),
+    ("associative-recall", "lstm", "paper"): Preset(
+        model=dict(controller_size=256, controller_layers=3),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER_LSTM}."),
+
+    # dynamic N-grams: validated on a fixed set of 1,000 sequences (SPEC section 2)
+    ("dynamic-ngrams", "ntm-lstm", "default"): Preset(
+        model={},
+        train=dict(val_size=1000),
+        reason="The paper's NTM with the default training; "
+               "results/reproduce/dynamic-ngrams-ntm-lstm-default.json."),
+    ("dynamic-ngrams", "ntm-lstm", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
+                   val_size=1000),
+        reason=f"{_PAPER}."),
+    ("dynamic-ngrams", "ntm-ff", "default"): Preset(
+        model={},
+        train=dict(val_size=1000),
+        reason="The paper's NTM with the default training; "
+               "results/reproduce/dynamic-ngrams-ntm-ff-default.json."),
+    ("dynamic-ngrams", "ntm-ff", "paper"): Preset(
+        model=dict(memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
+                   val_size=1000),
+        reason=f"{_PAPER}."),
+    ("dynamic-ngrams", "lstm", "default"): Preset(
+        model=dict(controller_size=128, controller_layers=3),
+        train=dict(lr=1e-3, val_size=1000),
+        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs; "
+               "results/reproduce/dynamic-ngrams-lstm-default.json."),
+    ("dynamic-ngrams", "lstm", "paper"): Preset(
+        model=dict(controller_size=128, controller_layers=3),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   val_size=1000),
+        reason=f"{_PAPER_LSTM}."),
+
+    # priority sort
+    ("priority-sort", "ntm-lstm", "default"): Preset(
+        model=dict(controller_layers=2, read_heads=5, write_heads=5),
+        train={},
+        reason="The paper's 5-head NTM with two controller layers and the default training; "
+               "results/reproduce/priority-sort-ntm-lstm-default-resumed.json."),
+    ("priority-sort", "ntm-lstm", "paper"): Preset(
+        model=dict(controller_layers=2, read_heads=5, write_heads=5, memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
+        reason=f"{_PAPER}."),
+    ("priority-sort", "ntm-ff", "default"): Preset(
+        model=dict(controller_size=512, read_heads=8, write_heads=8),
+        train=dict(lr=1e-3),
+        reason="The paper's 8-head NTM at 1e-3, because at 3e-3 its gradients became "
+               "non-finite; results/reproduce/priority-sort-ntm-ff-default-lr1e-3.json, "
+               "results/nonfinite/README.md."),
+    ("priority-sort", "ntm-ff", "paper"): Preset(
+        model=dict(controller_size=512, read_heads=8, write_heads=8, memory_init="learned"),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
+        reason=f"{_PAPER}."),
+    ("priority-sort", "lstm", "default"): Preset(
+        model=dict(controller_size=128, controller_layers=3),
+        train=dict(lr=1e-3),
+        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs; "
+               "results/reproduce/priority-sort-lstm-default.json."),
+    ("priority-sort", "lstm", "paper"): Preset(
+        model=dict(controller_size=128, controller_layers=3),
+        train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
+        reason=f"{_PAPER_LSTM}."),
+}
+
+# The default preset of a task without rows (one registered at run time), by model.
+OTHER_TASKS: dict[str, Preset] = {
+    "ntm-lstm": Preset(
+        model={},
+        train={},
+        reason="A task outside the paper has no paper architecture: the defaults."),
+    "ntm-ff": Preset(
+        model={},
+        train={},
+        reason="A task outside the paper has no paper architecture: the defaults."),
+    "lstm": Preset(
+        model={},
+        train=dict(lr=1e-3),
+        reason="The defaults at 1e-3, a conventional rate for deep LSTMs, as on the paper's "
+               "tasks."),
+}

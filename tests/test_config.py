@@ -1,0 +1,201 @@
+"""The preset table, resolving a configuration, the model registry and `diffmem config`."""
+
+import dataclasses
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+from flax import nnx
+
+from diffmem import models, plots, tasks
+from diffmem.cli import main
+from diffmem.config import (
+    Config,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+    capacity_warnings,
+    paper_parameters,
+    resolve,
+)
+from diffmem.presets import OTHER_TASKS, PAPER_MODELS, PRESET_NAMES, PRESETS
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
+PAPER_KINDS = ("ntm-lstm", "ntm-ff", "lstm")
+PAIRS = list(PAPER_MODELS)
+
+
+def test_the_preset_table_has_a_row_with_a_reason_for_every_task_model_and_preset():
+    assert set(PRESETS) == set(itertools.product(PAPER_TASKS, PAPER_KINDS, PRESET_NAMES))
+    assert set(PAPER_MODELS) == set(itertools.product(PAPER_TASKS, PAPER_KINDS))
+    for key, row in [*PRESETS.items(), *OTHER_TASKS.items()]:
+        assert row.reason.strip().endswith("."), key
+
+
+def test_rows_set_only_fields_that_differ_from_the_defaults():
+    defaults = {"model": dataclasses.asdict(ModelConfig()),
+                "train": dataclasses.asdict(TrainConfig())}
+    for key, row in [*PRESETS.items(), *OTHER_TASKS.items()]:
+        assert "kind" not in row.model, key  # the row's model is the kind
+        for section, changes in (("model", row.model), ("train", row.train)):
+            for name, value in changes.items():
+                assert name in defaults[section], (key, name)
+                assert value != defaults[section][name], (key, name)
+
+
+def test_the_records_the_reasons_point_to_exist():
+    for key, row in PRESETS.items():
+        for path in re.findall(r"(?:results|docs)/[\w./-]*\w", row.reason):
+            assert (ROOT / path).exists(), (key, path)
+
+
+@pytest.mark.parametrize("task, model, preset", list(PRESETS))
+def test_resolve_is_the_defaults_changed_by_the_row(task, model, preset):
+    row = PRESETS[(task, model, preset)]
+    expected = Config(task=task, preset=preset, model=ModelConfig(kind=model, **row.model),
+                      train=TrainConfig(**row.train))
+    assert resolve(task, model, preset) == expected
+
+
+def test_resolve_gives_the_documented_settings_for_key_combinations():
+    assert resolve("copy") == Config()  # the dataclass defaults are the copy defaults
+    ar = resolve("associative-recall")
+    assert ar.model.kind == "ntm-ff" and ar.model.memory_init == "constant"
+    assert (ar.model.read_heads, ar.model.write_heads, ar.model.controller_size) == (4, 4, 256)
+    t = ar.train
+    assert (t.batch_size, t.optimizer, t.lr, t.grad_clip_mode, t.minutes) == (
+        1, "rmsprop", 1e-4, "value", 30.0)
+    copy_paper = resolve("copy", preset="paper")
+    assert copy_paper.model.kind == "ntm-lstm" and copy_paper.model.memory_init == "learned"
+    t = copy_paper.train
+    assert (t.batch_size, t.optimizer, t.lr, t.grad_clip_mode, t.grad_clip, t.minutes) == (
+        1, "rmsprop", 1e-4, "value", 10.0, 10.0)
+    ps = resolve("priority-sort", "ntm-ff")
+    assert (ps.train.optimizer, ps.train.batch_size, ps.train.lr) == ("adam", 32, 1e-3)
+    assert resolve("dynamic-ngrams", "lstm", "paper").train.val_size == 1000
+
+
+@pytest.mark.parametrize("task, model", PAIRS)
+def test_paper_preset_is_the_papers_training(task, model):
+    config = resolve(task, model, "paper")
+    t, m = config.train, config.model
+    assert (t.optimizer, t.batch_size, t.grad_clip_mode, t.grad_clip) == (
+        "rmsprop", 1, "value", 10.0)
+    assert t.lr == PAPER_MODELS[(task, model)]["lr"]
+    assert (m.memory_rows, m.memory_width, m.shift_radius) == (128, 20, 1)
+    assert (m.controller_size, m.controller_layers) == (PAPER_MODELS[(task, model)]["size"],
+                                                        PAPER_MODELS[(task, model)]["layers"])
+    if model != "lstm":
+        assert m.memory_init == "learned"  # the paper's "learned bias values"
+        assert m.read_heads == m.write_heads == PAPER_MODELS[(task, model)]["heads"]
+
+
+@pytest.mark.parametrize("task, model", PAIRS)
+def test_default_preset_keeps_the_papers_architecture(task, model):
+    default, paper = resolve(task, model), resolve(task, model, "paper")
+    for field in ("kind", "controller_size", "controller_layers", "read_heads", "write_heads"):
+        assert getattr(default.model, field) == getattr(paper.model, field), field
+    if (task, model) in [("repeat-copy", "ntm-lstm"), ("associative-recall", "ntm-lstm"),
+                         ("associative-recall", "ntm-ff")]:
+        # These NTMs train the paper's way by default, the feed-forward one on associative
+        # recall from a constant initial memory (presets.PRESETS says why).
+        init = "constant" if model == "ntm-ff" else "learned"
+        assert default.model.memory_init == init
+        assert default.replace(preset="paper", model=dict(memory_init="learned"),
+                               train=dict(minutes=paper.train.minutes)) == paper
+    else:
+        assert default.train.optimizer == "adam" and default.train.batch_size == 32
+    assert paper_parameters(default) == PAPER_MODELS[(task, model)]["parameters"]
+
+
+def test_paper_parameters_is_none_for_a_changed_architecture():
+    config = resolve("copy").replace(model=dict(controller_size=64))
+    assert paper_parameters(config) is None
+
+
+def test_paper_parameters_of_the_lstm_baseline_ignore_the_ntm_fields():
+    config = resolve("copy", "lstm").replace(model=dict(memory_rows=64))
+    assert paper_parameters(config) == 1_352_969
+
+
+def test_unknown_model_lists_the_registered_models():
+    with pytest.raises(ConfigError) as err:
+        resolve("copy", "gru")
+    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm"
+    with pytest.raises(ConfigError, match="unknown preset 'fast'; the presets are: default"):
+        resolve("copy", preset="fast")
+
+
+def test_a_registered_task_without_a_paper_setting_gets_the_plain_defaults():
+    from diffmem.tasks.copy import Copy
+
+    tasks.register("short-copy", lambda: Copy(max_length=4))
+    try:
+        config = resolve("short-copy")
+        assert config == Config(task="short-copy")
+        assert paper_parameters(config) is None
+        assert resolve("short-copy", "lstm").train.lr == 1e-3  # as on the paper's tasks
+        with pytest.raises(ConfigError, match="no paper preset for task 'short-copy'"):
+            resolve("short-copy", preset="paper")
+    finally:
+        tasks._REGISTRY.pop("short-copy")
+
+
+class _Toy(nnx.Module):
+    """A model kind for the registry tests: one linear map per step, no memory."""
+
+    has_memory = False
+
+    def __init__(self, input_size, output_size, *, rngs):
+        self.linear = nnx.Linear(input_size, output_size, rngs=rngs)
+
+    def __call__(self, inputs, state=None):
+        return self.linear(inputs), state
+
+
+def test_a_registered_model_kind_is_built_validated_and_listed():
+    models.register("toy", lambda task, m, rngs: _Toy(task.input_size, task.output_size,
+                                                      rngs=rngs),
+                    description="toy model", has_memory=False)
+    try:
+        config = resolve("copy", "toy")
+        assert config == Config(model=ModelConfig(kind="toy"))
+        model = models.build_model(config)
+        assert isinstance(model, _Toy) and models.count_parameters(model) == 9 * 8 + 8
+        assert capacity_warnings(config.replace(model=dict(memory_rows=2))) == []
+        assert not plots.has_memory(model)
+        with pytest.raises(ConfigError, match="models are: ntm-lstm, ntm-ff, lstm, toy$"):
+            resolve("copy", "gru")
+        with pytest.raises(ConfigError, match="no paper preset for model 'toy'"):
+            resolve("copy", "toy", "paper")
+    finally:
+        models._REGISTRY.pop("toy")
+    assert models.names() == list(PAPER_KINDS)
+
+
+@pytest.mark.parametrize("kind", PAPER_KINDS)
+def test_every_model_says_whether_it_has_a_memory_as_its_registry_entry_does(kind):
+    model = nnx.eval_shape(lambda: models.build_model(resolve("copy", kind)))
+    assert plots.has_memory(model) == models.get(kind).has_memory == (kind != "lstm")
+
+
+def test_config_command_prints_the_configuration_and_parameter_counts(capsys):
+    assert main(["config", "copy", "--model", "ntm-ff"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"config", "preset_reason", "parameters", "paper_parameters"}
+    assert Config.from_dict(out["config"]) == resolve("copy", "ntm-ff")
+    assert out["paper_parameters"] == 17_162
+    assert out["parameters"] == 13_536  # 2,560 fewer: the constant memory is not trained
+    assert out["preset_reason"] == PRESETS[("copy", "ntm-ff", "default")].reason
+
+
+def test_config_command_applies_presets_and_overrides_and_rejects_bad_values(capsys):
+    assert main(["config", "copy", "--preset", "paper", "--set", "model.memory_rows=64"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["preset"] == "paper" and out["config"]["model"]["memory_rows"] == 64
+    assert out["paper_parameters"] is None  # no longer the paper's architecture
+    assert main(["config", "copy", "--set", "train.lr=-1"]) == 2
+    assert "error: train.lr=-1.0 must be a positive, finite number" in capsys.readouterr().out
