@@ -39,14 +39,18 @@ def x64():
         yield
 
 
-@pytest.fixture
-def tiny_config():
+def tiny() -> "diffmem.config.Config":  # noqa: F821
     """The default copy configuration shrunk so that a run takes seconds."""
     return resolve("copy").replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6),
         train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
                    eval_count=4, lr=3e-3),
     )
+
+
+@pytest.fixture
+def tiny_config():
+    return tiny()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +24,20 @@ def _state(config):
     return graphdef, rest, tx, TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
 
 
+@pytest.fixture(scope="module")
+def tiny_trained(tmp_path_factory):
+    """One finished run of the tiny configuration, shared by the tests that only read it."""
+    from conftest import tiny
+
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    return run_dir, train_and_evaluate(tiny(), run_dir)
+
+
 def test_one_train_step_updates_every_parameter(tiny_config):
     graphdef, rest, tx, state = _state(tiny_config)
-    step = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(0))
-    new, metrics = step(state)
+    # Batch 4, as in a tiny run, so that the compiled program is shared.
+    step = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)
+    new, metrics = step(state, jax.random.key(0))
     assert int(new.step) == 1 and bool(metrics["finite"])
     for before, after in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params)):
         assert not np.allclose(before, after)
@@ -35,10 +46,10 @@ def test_one_train_step_updates_every_parameter(tiny_config):
 def test_short_training_on_short_copies_drives_the_loss_down(tiny_config):
     config = tiny_config.replace(train=dict(lr=1e-2))
     graphdef, rest, tx, state = _state(config)
-    step = make_train_step(graphdef, rest, Copy(max_length=3), tx, 16, jax.random.key(0))
+    step = make_train_step(graphdef, rest, Copy(max_length=3), tx, 16)
     losses = []
     for _ in range(150):
-        state, m = step(state)
+        state, m = step(state, jax.random.key(0))
         losses.append(float(m["bits"]))
     # Chance is 1 bit per output bit (16 bits per sequence here); the run must beat it clearly.
     assert np.mean(losses[-20:]) < 0.75 * np.mean(losses[:20]), (losses[:5], losses[-5:])
@@ -46,15 +57,17 @@ def test_short_training_on_short_copies_drives_the_loss_down(tiny_config):
 
 def test_batches_are_a_function_of_seed_and_step(tiny_config):
     graphdef, rest, tx, state = _state(tiny_config)
-    a = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(5))
-    b = make_train_step(graphdef, rest, tasks.get("copy"), tx, 2, jax.random.key(5))
-    for x, y in zip(jax.tree.leaves(a(state)), jax.tree.leaves(b(state))):
+    a = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)
+    b = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)
+    for x, y in zip(jax.tree.leaves(a(state, jax.random.key(5))),
+                    jax.tree.leaves(b(state, jax.random.key(5)))):
         np.testing.assert_array_equal(x, y)
+    other = a(state, jax.random.key(6))[1]["loss"]  # another seed, other batches
+    assert other != a(state, jax.random.key(5))[1]["loss"]
 
 
-def test_a_run_writes_config_metrics_checkpoint_summary_and_events(tmp_path, tiny_config):
-    run = train_and_evaluate(tiny_config, tmp_path / "run")
-    d = tmp_path / "run"
+def test_a_run_writes_config_metrics_checkpoint_summary_and_events(tiny_trained, tiny_config):
+    d, run = tiny_trained
     assert json.loads((d / "config.json").read_text()) == tiny_config.to_dict()
     lines = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
     assert [l["sequences"] for l in lines] == [16, 32]
@@ -75,18 +88,18 @@ def test_a_run_writes_config_metrics_checkpoint_summary_and_events(tmp_path, tin
             "validation/bit_errors_per_sequence", "speed/sequences_per_second"} <= set(scalars)
 
 
-def test_loaded_model_reproduces_the_trained_models_outputs(tmp_path, tiny_config):
-    run = train_and_evaluate(tiny_config, tmp_path / "run")
-    model, config = diffmem.load(tmp_path / "run")
+def test_loaded_model_reproduces_the_trained_models_outputs(tiny_trained, tiny_config):
+    run_dir, run = tiny_trained
+    model, config = diffmem.load(run_dir)
     assert config == tiny_config
     x = tasks.get("copy").sample(jax.random.key(9), 2, length=5).inputs
     np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
 
 
-def test_a_second_run_in_the_same_directory_is_refused(tmp_path, tiny_config):
-    train_and_evaluate(tiny_config, tmp_path)
+def test_a_second_run_in_the_same_directory_is_refused(tiny_trained, tiny_config):
+    run_dir, _ = tiny_trained
     with pytest.raises(checkpoint.CheckpointError, match="--resume"):
-        train_and_evaluate(tiny_config, tmp_path)
+        train_and_evaluate(tiny_config, run_dir)
 
 
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path, tiny_config):
@@ -125,24 +138,25 @@ def test_the_rate_falls_when_the_training_loss_stops_improving(tiny_config):
     assert 5e-4 in [pytest.approx(r) for r in rates]
 
 
-def test_a_run_logs_its_learning_rate(tmp_path, tiny_config):
+def test_a_run_logs_its_learning_rate_and_tensorboard_can_be_off(tmp_path, tiny_config):
     config = tiny_config.replace(train=dict(lr_half_life=16, lr_min=1e-4, tensorboard=False))
     train_and_evaluate(config, tmp_path)
     rates = [json.loads(l)["lr"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rates == pytest.approx([3e-3 / 2, 3e-3 / 4])  # after 16 and 32 sequences
+    assert not (tmp_path / "tensorboard").exists()
 
 
-def test_resuming_with_a_different_model_is_refused(tmp_path, tiny_config):
-    train_and_evaluate(tiny_config, tmp_path)
+def test_resuming_with_a_different_model_is_refused(tiny_trained, tiny_config):
+    run_dir, _ = tiny_trained
     other = tiny_config.replace(model=dict(controller_size=8))
     with pytest.raises(checkpoint.CheckpointError, match="different configuration"):
-        train_and_evaluate(other, tmp_path, resume=True)
+        train_and_evaluate(other, run_dir, resume=True)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])
-def test_a_damaged_checkpoint_gives_an_error_naming_the_file(tmp_path, tiny_config, damage):
-    train_and_evaluate(tiny_config, tmp_path)
+def test_a_damaged_checkpoint_gives_an_error_naming_the_file(tmp_path, tiny_trained, damage):
     path = tmp_path / checkpoint.FILENAME
+    shutil.copy(tiny_trained[0] / checkpoint.FILENAME, path)
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[:100])
     elif damage == "garbage":
@@ -220,11 +234,10 @@ def test_every_task_trains_with_an_ntm(task_name):
     task = tasks.get(task_name)
     if task_name == "dynamic-ngrams":
         task = type(task)(length=24)  # shorter sequences keep the test fast
-    step = make_train_step(graphdef, rest, _OneBatch(task, 4, **TASK_SIZES[task_name]), tx, 4,
-                           jax.random.key(0))
+    step = make_train_step(graphdef, rest, _OneBatch(task, 4, **TASK_SIZES[task_name]), tx, 4)
     bits = []
     for _ in range(40):
-        state, m = step(state)
+        state, m = step(state, jax.random.key(0))
         bits.append(float(m["bits"]))
     assert np.all(np.isfinite(bits))
     # Measured ratios of the last five to the first: 0.64 (copy) to 0.91 (N-grams).
@@ -284,9 +297,3 @@ def _tensorboard_scalars(log_dir):
                 if value.HasField("simple_value"):
                     scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
     return scalars
-
-
-def test_tensorboard_logging_can_be_turned_off(tmp_path, tiny_config):
-    train_and_evaluate(tiny_config.replace(train=dict(tensorboard=False)), tmp_path)
-    assert not (tmp_path / "tensorboard").exists()
-    assert (tmp_path / "metrics.jsonl").read_text()

@@ -35,17 +35,16 @@ def benchmark(
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         tx = make_optimizer(config.train)
         state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
-        step = make_train_step(
-            graphdef, rest, task, tx, batch_size, jax.random.key(0), length=length
-        )
+        step = make_train_step(graphdef, rest, task, tx, batch_size, length=length)
+        key = jax.random.key(0)
         start = time.perf_counter()
-        compiled = step.lower(state).compile()
+        compiled = step.lower(state, key).compile()
         compile_seconds = time.perf_counter() - start
-        state, m = compiled(state)  # warm-up
+        state, m = compiled(state, key)  # warm-up
         jax.block_until_ready(m)
         steps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            state, m = compiled(state)
+            state, m = compiled(state, key)
             jax.block_until_ready(m)  # time whole steps, not just their dispatch
             steps += 1
         elapsed = time.perf_counter() - start

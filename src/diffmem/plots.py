@@ -67,10 +67,17 @@ def has_memory(model) -> bool:
     return bool(getattr(model, "has_memory", False))
 
 
+def _sample_one(task: Task, size: dict[str, Any], seed: int) -> Batch:
+    """One sequence of ``task`` at ``size``, drawn with ``seed``. The sampler is compiled:
+    run eagerly, each of its operations would be compiled on its own for every new size."""
+    sample = jax.jit(task.sample, static_argnums=1, static_argnames=tuple(size))
+    return sample(jax.random.key(seed), 1, **size)
+
+
 def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Example:
     """Draw one sequence of ``task`` at ``size`` (seeded) and run ``model`` on it, with the
     memory trace when the model has a memory (``has_memory``)."""
-    batch = task.sample(jax.random.key(seed), 1, **size)
+    batch = _sample_one(task, size, seed)
     if has_memory(model):
         logits, _, trace = model(batch.inputs, return_trace=True)
     else:
@@ -193,7 +200,7 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
                              constrained_layout=True)
     # One sequence per size, right-padded to a common length and run as one batch: outputs
     # at real steps do not depend on later steps, and one compilation serves every size.
-    examples = [task.sample(jax.random.key(seed), 1, **size) for size in sizes]
+    examples = [_sample_one(task, size, seed) for size in sizes]
     T = max(b.inputs.shape[1] for b in examples)
     pad = lambda a: np.pad(np.asarray(a),  # noqa: E731
                            [(0, 0), (0, T - a.shape[1])] + [(0, 0)] * (a.ndim - 2))

@@ -90,13 +90,15 @@ def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
 
 
 def make_train_step(
-    graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int, data_key,
+    graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int,
     **sizes: Any,
-) -> Callable[[TrainState], tuple[TrainState, dict[str, jax.Array]]]:
-    """The jit-compiled update: sample batch ``step``, forward, backward, optimiser step.
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """The jit-compiled update ``train_step(state, data_key)``: sample batch ``state.step``,
+    forward, backward, optimiser step.
 
-    The batch is a function of ``data_key``, the step and the state's batch stream only.
-    ``sizes`` are passed to ``task.sample`` (none: the training distribution).
+    The batch is a function of ``data_key`` (see ``data_key``), the step and the state's batch
+    stream only. The key is an argument, not a constant, so that one compiled program serves
+    every seed. ``sizes`` are passed to ``task.sample`` (none: the training distribution).
 
     A step whose loss or gradients are not finite leaves the parameters and optimiser state
     unchanged and reports ``finite == False`` (and which of the two: ``loss_finite``,
@@ -108,7 +110,7 @@ def make_train_step(
         return losses.loss(logits, batch.targets, batch.mask), logits
 
     @jax.jit
-    def train_step(state: TrainState):
+    def train_step(state: TrainState, data_key: jax.Array):
         key = jax.random.fold_in(data_key, state.step)
         # Stream 0 keeps the batches of runs without rollbacks as they always were.
         key = jax.lax.cond(state.stream > 0, lambda k: jax.random.fold_in(k, state.stream),
@@ -256,6 +258,7 @@ class Session:
     config: Config
     run_dir: Path
     rest: nnx.State  # the model's variables other than parameters
+    data_key: jax.Array  # the key of every training batch (see ``data_key``)
     eval_step: Callable
     validation: Validation
     reporter: Reporter
@@ -290,7 +293,7 @@ def train_and_evaluate(
     loop = resume_run(run_dir, config, model, tx) if resume else start_run(run_dir, model, tx)
     rundir.write_config(run_dir, config)
     graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, data_key(t.seed))
+    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size)
     eval_step = make_eval_step(graphdef, rest)
     batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
     optimum = optimal_bits(task, batches)
@@ -298,11 +301,11 @@ def train_and_evaluate(
 
     # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
-    jax.block_until_ready(train_step.lower(loop.state).compile())
+    jax.block_until_ready(train_step.lower(loop.state, data_key(t.seed)).compile())
     compile_seconds = time.perf_counter() - compile_start
 
-    s = Session(config, run_dir, rest, eval_step, validation, reporter or Reporter(),
-                Clock(started, loop.seconds),
+    s = Session(config, run_dir, rest, data_key(t.seed), eval_step, validation,
+                reporter or Reporter(), Clock(started, loop.seconds),
                 rundir.tensorboard_writer(run_dir, config, loop.sequences if resume else None))
     n_params = count_parameters(model)
     s.reporter.start(config, n_params, loop.sequences, compile_seconds, seconds=s.clock())
@@ -342,7 +345,7 @@ def train_loop(loop: LoopState, s: Session, train_step: Callable) -> str:
         while stop is None and loop.sequences < t.sequences:
             if signals.received:
                 raise StopRequested(signals.received)
-            loop.state, metrics = train_step(loop.state)
+            loop.state, metrics = train_step(loop.state, s.data_key)
             loop.pending.append(metrics)
             loop.sequences += t.batch_size
             s.reporter.advance(t.batch_size)
