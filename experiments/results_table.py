@@ -135,7 +135,8 @@ def generalisation_cell(record: dict) -> str:
         return ", ".join(f"{L}: {wrong(pick(length=L))}" for L in (20, 50, 120)) + " wrong bits"
     if task == "repeat-copy":
         return "; ".join(f"({L}, {R}): {pick(length=L, repeats=R)['bits']:.1f} bits, "
-                         f"{wrong(pick(length=L, repeats=R))} wrong" for L, R in ((20, 10), (10, 20)))
+                         f"{wrong(pick(length=L, repeats=R))} wrong"
+                         for L, R in ((20, 10), (10, 20)))
     if task == "associative-recall":
         return ", ".join(f"{k} items: {pick(items=k)['bits']:.2f}" for k in (6, 12, 15, 20)) + \
             " bits"
@@ -171,7 +172,7 @@ def parameters_table() -> str:
     for task in TASKS:
         for model in MODELS:
             config = resolve(task, model, "paper")
-            ours = count_parameters(nnx.eval_shape(lambda: build_model(config)))
+            ours = count_parameters(nnx.eval_shape(build_model, config))
             paper = paper_parameters(config)
             spec = PAPER_MODELS[(task, model)]
             layers = f"{spec['layers']}x{spec['size']}" if spec["layers"] > 1 else str(spec["size"])

@@ -1,13 +1,19 @@
-"""Shared helpers: a tiny configuration that every training test starts from and shrinks, and
-one compilation cache for the whole session.
+"""Shared helpers: a tiny configuration that every training test starts from and shrinks, a
+tiny finished run, task batches from one compiled sampler per task, and the settings that keep
+compilation, most of the suite's time, short.
 
-Most of the suite's time is XLA compiling the same few small programs: every test that builds
-a model or a sampler of the same shapes compiles the same program again, and so does every
-`python -m diffmem` the tests start. JAX's persistent compilation cache keeps each compiled
-program on disk after its first compilation. It is switched on here, before jax is imported,
-through the environment, so that the subprocesses inherit it; set JAX_COMPILATION_CACHE_DIR
-yourself to keep the cache between sessions (a fresh directory is made otherwise, and removed
-at the end).
+Every test that builds a model or a sampler of the same shapes compiles the same XLA program
+again, and so does every `python -m diffmem` the tests start. JAX's persistent compilation
+cache keeps each program on disk after its first compilation; it is switched on here through
+the environment, before jax is imported, so that subprocesses share it. Set
+JAX_COMPILATION_CACHE_DIR yourself to keep the cache between sessions (otherwise a fresh
+directory is made, and removed at the end).
+
+XLA's CPU backend spends most of a program's compilation in LLVM's optimisation passes, while
+the suite's programs are small and run briefly: unoptimised, they compile two to three times
+faster. The results agree with optimised code to float32 rounding (multiply-adds are not
+fused), and every comparison in the suite is between two runs under the same flags or within
+a tolerance. Set --xla_backend_optimization_level in XLA_FLAGS yourself to override this.
 """
 
 import os
@@ -20,11 +26,19 @@ if _OWN_CACHE:
 # Cache every program, however quick to compile or small: the suite's are all small.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(
+        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
 
-import jax  # noqa: E402  (after the environment above, which jax reads when imported)
+import inspect  # noqa: E402  (jax reads the environment above when it is imported)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from diffmem import tasks  # noqa: E402
 from diffmem.config import resolve  # noqa: E402
+from diffmem.tasks import Batch  # noqa: E402
 
 
 def pytest_unconfigure(config):
@@ -70,3 +84,40 @@ def tiny_run(tmp_path_factory):
     train_and_evaluate(config, run_dir)
     model, _ = diffmem.load(run_dir)
     return run_dir, model
+
+
+class Samples:
+    """Task batches as numpy arrays, drawn by one jit-compiled ``task.sample`` per task for the
+    whole session, each batch drawn once: compiling a sampler costs about a second per
+    (batch size, size) on a CPU, so tests share a few shapes."""
+
+    def __init__(self):
+        self._samplers, self._batches = {}, {}
+
+    def sampler(self, name):
+        """``jax.jit(task.sample)`` with the batch size and the task's sizes static."""
+        if name not in self._samplers:
+            task = tasks.get(name)
+            sizes = tuple(inspect.signature(task.sample).parameters)[2:]  # after key, batch_size
+            self._samplers[name] = jax.jit(task.sample, static_argnums=1, static_argnames=sizes)
+        return self._samplers[name]
+
+    def __call__(self, name, seed=0, batch_size=4, **size):
+        """A batch of ``batch_size`` from ``jax.random.key(seed)``; without sizes, from the
+        training distribution."""
+        key = (name, seed, batch_size, tuple(sorted(size.items())))
+        if key not in self._batches:
+            batch = self.sampler(name)(jax.random.key(seed), batch_size, **size)
+            self._batches[key] = Batch(*(np.asarray(x) for x in batch))
+        return self._batches[key]
+
+    def pool(self, name, batches, batch_size=4):
+        """``batches`` training batches (seeds 100, 101, ...) concatenated: many sequences from
+        one compiled sampler, cheaper than compiling a large batch."""
+        drawn = [self(name, 100 + seed, batch_size) for seed in range(batches)]
+        return Batch(*(np.concatenate(xs) for xs in zip(*drawn)))
+
+
+@pytest.fixture(scope="session")
+def samples():
+    return Samples()

@@ -40,7 +40,8 @@ def test_train_then_eval_then_load_round_trip(tmp_path, capsys):
 
 def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir), *TINY])
+    main(["train", "copy", "--sequences", "16", "--batch-size", "4", "--run-dir", str(run_dir),
+          *TINY])
     # A resumed run may also change what to do after a non-finite step.
     assert main(["train", "--resume", str(run_dir), "--sequences", "32",
                  "--set", "train.on_nonfinite=stop", "--set", "train.max_rollbacks=5"]) == 0
@@ -112,7 +113,8 @@ def test_user_mistakes_get_one_clear_line_and_exit_code_2(argv, message, capsys)
 
 def test_eval_rejects_a_bad_length(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    main(["train", "copy", "--sequences", "8", "--batch-size", "4", "--run-dir", str(run_dir), *TINY])
+    main(["train", "copy", "--sequences", "8", "--batch-size", "4", "--run-dir", str(run_dir),
+          *TINY])
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--lengths", "10,abc"]) == 2
     assert "copy length 'abc' must be a positive integer" in capsys.readouterr().out

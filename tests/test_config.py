@@ -199,3 +199,34 @@ def test_config_command_applies_presets_and_overrides_and_rejects_bad_values(cap
     assert out["paper_parameters"] is None  # no longer the paper's architecture
     assert main(["config", "copy", "--set", "train.lr=-1"]) == 2
     assert "error: train.lr=-1.0 must be a positive, finite number" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("override, field", [
+    (dict(train=dict(batch_size=0)), "batch_size"),
+    (dict(train=dict(lr=float("nan"))), "lr"),
+    (dict(train=dict(optimizer="sgd")), "sgd"),
+    (dict(model=dict(shift_radius=64)), "shift_radius"),
+    (dict(train=dict(tensorboard="yes")), "tensorboard"),
+])
+def test_invalid_configuration_is_rejected_before_training(override, field):
+    from diffmem.config import validate
+
+    with pytest.raises(ConfigError, match=field):
+        validate(resolve("copy").replace(**override))
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="copy"):
+        resolve("cpy")
+    with pytest.raises(ConfigError, match="ntm-lstm, ntm-ff, lstm"):
+        resolve("copy", "gru")
+    with pytest.raises(ConfigError, match="default, paper"):
+        resolve("copy", preset="fast")
+
+
+def test_paper_preset_is_the_papers_setting():
+    config = resolve("copy", "ntm-lstm", "paper")
+    train = config.train
+    assert (train.optimizer, train.lr, train.batch_size) == ("rmsprop", 1e-4, 1)
+    assert (config.train.grad_clip_mode, config.train.grad_clip) == ("value", 10.0)
+    assert (config.model.memory_rows, config.model.memory_width) == (128, 20)

@@ -4,9 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
 from jax.test_util import check_grads
 
 from diffmem import memory as mem
+from strategies import SETTINGS, assert_finite, gates, gradient, values, weightings
 
 B, R, W, N, M = 2, 3, 2, 5, 4  # batch, read heads, write heads, memory rows, row width
 
@@ -265,3 +267,40 @@ def test_write_heads_gradients_match_finite_differences(x64):
     rng = np.random.default_rng(0)
     args = (f64(normal(rng, B, N, M)), f64(weighting(rng, B, W, N)), f64(uniform(rng, B, W, M)), f64(normal(rng, B, W, M)))
     check_grads(jax.jit(mem.write_heads), args, order=1, modes=["rev"])
+
+
+# ---------------------------------------------------------------------------------------------
+# properties (hypothesis): for any finite memory, including values far beyond anything a
+# trained NTM writes, reads and writes are finite, stay within their bounds, and have finite
+# gradients
+
+PN, PM, PH = 8, 4, 2  # the properties' memory rows, row width, heads
+read = jax.jit(mem.read)
+write = jax.jit(mem.write_heads)
+
+
+def read_one_memory(memory, w):
+    """``mem.read`` of a memory without a head axis."""
+    return mem.read(memory[:, None], w)
+
+
+@SETTINGS
+@given(memory=values((1, PN, PM)), w=weightings((1, PH, PN)))
+def test_a_read_is_a_convex_combination_of_rows(memory, w):
+    r = np.asarray(read(memory[:, None], w), np.float64)  # (1, H, M)
+    assert_finite(r)
+    bound = np.abs(memory).max(axis=1)[:, None, :]  # (1, 1, M): the largest entry per column
+    assert np.all(np.abs(r) <= bound * (1 + 1e-5) + 1e-30)
+    assert_finite(gradient(read_one_memory)((memory, w)))
+
+
+@SETTINGS
+@given(memory=values((1, PN, PM), limit=1e36), w=weightings((1, PH, PN)),
+       erase=gates((1, PH, PM)), add=values((1, PH, PM), limit=1e36))
+def test_a_write_stays_finite_and_within_its_bounds(memory, w, erase, add):
+    out = np.asarray(write(memory, w, erase, add), np.float64)
+    assert_finite(out)
+    # Erasing only shrinks entries towards 0, and each head adds at most |a| per entry.
+    bound = np.abs(memory) + PH * np.abs(add).max(axis=1)[:, None, :]
+    assert np.all(np.abs(out) <= bound * (1 + 1e-5) + 1e-30)
+    assert_finite(gradient(mem.write_heads)((memory, w, erase, add)))

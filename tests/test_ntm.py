@@ -75,7 +75,8 @@ def test_sequences_in_a_batch_do_not_interact_and_rematerialised_gradients_agree
         return jnp.sum(nnx.merge(graphdef, p, rest)(x)[0] ** 2)
 
     both = jax.grad(loss)(params, x)
-    one = jax.tree.map(lambda a, b: a + b, jax.grad(loss)(params, x[:1]), jax.grad(loss)(params, x[1:]))
+    one = jax.tree.map(lambda a, b: a + b, jax.grad(loss)(params, x[:1]),
+                       jax.grad(loss)(params, x[1:]))
     for a, b in zip(jax.tree.leaves(both), jax.tree.leaves(one)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     together, _ = model(x)

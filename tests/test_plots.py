@@ -13,7 +13,7 @@ from diffmem.train import evaluate
 
 def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_run, tmp_path):
     _, model = tiny_run
-    fig = plots.memory_figure(model, tasks.get("copy"), {"length": 6})
+    fig = plots.memory_figure(model, tasks.get("copy"), {"length": 5})
     panels = [ax for ax in fig.axes if ax.get_title()]  # the others are colour bars
     titles = [ax.get_title() for ax in panels]
     assert titles == ["inputs", "targets", "outputs (sigmoid, masked)",
@@ -37,14 +37,15 @@ def test_learning_curves_overlay_training_and_validation_for_each_run(tiny_run):
 
 
 def test_generalisation_figure_has_one_panel_per_size_and_an_error_panel(tiny_run):
-    _, model = tiny_run
+    run_dir, model = tiny_run
     task = tasks.get("copy")
-    sizes = [{"length": 4}, {"length": 9}]
-    rows = evaluate(model, task, sizes, count=2)
+    # The run's own evaluation (sizes and count), whose programs the session has compiled.
+    sizes = list(task.eval_sizes)
+    rows = evaluate(model, task, sizes, count=rundir.read_config(run_dir).train.eval_count)
     fig = plots.generalisation_figure(model, task, sizes, rows)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["length 4: targets (top) and outputs (bottom)",
-                      "length 9: targets (top) and outputs (bottom)", "error against size"]
+    assert titles == [f"length {size['length']}: targets (top) and outputs (bottom)"
+                      for size in sizes] + ["error against size"]
     assert isinstance(fig, matplotlib.figure.Figure)
 
 
@@ -59,7 +60,9 @@ def test_weighting_panels_show_the_band_of_rows_in_use_even_when_it_wraps():
 
 
 def test_memory_figure_of_a_model_without_memory_says_so():
-    model = diffmem.LSTM(9, 8, hidden_size=4, layers=1, rngs=nnx.Rngs(0))
+    # The model's structure is enough (the figure refuses before running it), so its
+    # parameters are not initialised.
+    model = nnx.eval_shape(lambda: diffmem.LSTM(9, 8, hidden_size=4, layers=1, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="LSTM without one"):
         plots.memory_figure(model, tasks.get("copy"), {"length": 3})
 

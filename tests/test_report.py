@@ -39,10 +39,19 @@ def _parse(path):
     return page
 
 
-def test_report_has_every_section_with_embedded_figures(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def report(tiny_run, tmp_path_factory):
+    """The tiny run's report, written once for the content and browser tests. Every report of
+    the tiny run here draws its memory figure at length 5, so that they share compiled
+    programs."""
     run_dir, _ = tiny_run
-    out = write_report(run_dir, tmp_path / "report.html", size={"length": 5})
-    page = _parse(out)
+    return write_report(run_dir, tmp_path_factory.mktemp("report") / "report.html",
+                        size={"length": 5})
+
+
+def test_report_has_every_section_with_embedded_figures(tiny_run, report):
+    run_dir, _ = tiny_run
+    page = _parse(report)
     assert page.sections == list(SECTIONS)
     assert len(page.images) == 3  # learning curves, memory use, generalisation
     for src in page.images:
@@ -70,7 +79,7 @@ def test_report_of_a_run_without_a_checkpoint_says_what_is_missing(tiny_run, tmp
 
 def test_report_command_writes_into_the_run_directory(tiny_run, tmp_path, capsys):
     run_dir, _ = tiny_run
-    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--size", "4"]) == 0
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--size", "5"]) == 0
     assert "r.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a diffmem run directory" in capsys.readouterr().out
@@ -83,20 +92,18 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
-def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
+def test_report_renders_in_headless_chromium(report, tmp_path):
     if CHROMIUM is None:
         if IN_CI:
             pytest.fail("CI is set but Chromium is not installed: .ci/run installs Debian's "
                         "chromium package when run as root where apt-get is available; "
                         "install it with `apt-get install chromium`")
         pytest.skip("headless Chromium is not installed (on Debian: apt-get install chromium)")
-    run_dir, _ = tiny_run
-    out = write_report(run_dir, tmp_path / "report.html", size={"length": 5})
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", out.as_uri()],
+         "--virtual-time-budget=10000", "--dump-dom", report.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     # The page's own script counts the images the browser decoded (complete, naturalWidth > 0).
@@ -116,7 +123,7 @@ def test_report_of_a_run_stopped_by_a_non_finite_loss_shows_dashes(tiny_run, tmp
     summary["generalisation"][-1]["bits"] = None
     del summary["paper_parameters"]  # as in the summaries of diffmem 0.1
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    page = _parse(write_report(tmp_path, size={"length": 3}))
+    page = _parse(write_report(tmp_path, size={"length": 5}))
     assert page.sections == list(SECTIONS) and len(page.images) == 3
     assert "None" not in " ".join(page.text) and "nan" not in " ".join(page.text)
     (tmp_path / "summary.json").write_text("{not json")

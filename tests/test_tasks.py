@@ -1,7 +1,10 @@
-"""Tests for diffmem.tasks: the registry and the copy task's exact layout (SPEC section 2).
+"""Tests for diffmem.tasks and diffmem.tasks.base: the registry and what every task promises
+(SPEC section 2): its widths, batch shapes and dtypes, deterministic and jit-compatible
+sampling, zero targets off the mask, and its target. Each task's own layout is tested in
+test_task_<name>.py.
 
-Compiling a sampler costs about a second per (batch size, length) on a CPU, so the tests share
-one jitted sampler and a handful of shapes.
+Batches come from the session's ``samples`` fixture (conftest.py): one compiled sampler per
+task, shared with the per-task files.
 """
 
 import jax
@@ -12,55 +15,32 @@ import pytest
 from diffmem import tasks
 from diffmem.tasks import Batch, Task
 
-COPY = tasks.get("copy")
-_copy_sample = jax.jit(COPY.sample, static_argnums=1, static_argnames="length")
-
-
-@pytest.fixture
-def copy():
-    return tasks.get("copy")
-
-
-def sample_np(seed, batch_size, length=None):
-    """A copy batch as numpy arrays, from the shared jitted sampler."""
-    batch = _copy_sample(jax.random.key(seed), batch_size, length=length)
-    return Batch(*(np.asarray(x) for x in batch))
-
-
-def check_copy_sequence(inputs, targets, mask, L):
-    """Assert SPEC's copy layout for one sequence of length L, padded to inputs.shape[0] steps."""
-    T = inputs.shape[0]
-    bits = inputs[:L, :8]
-    # L data steps: the bits in channels 0-7, binary; delimiter channel 8 off.
-    assert set(np.unique(bits)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(inputs[:L, 8], 0.0)
-    # The delimiter step: channel 8 on, bits off.
-    np.testing.assert_array_equal(inputs[L], [0.0] * 8 + [1.0])
-    # Everything after the delimiter, padding included, is an all-zero input.
-    np.testing.assert_array_equal(inputs[L + 1 :], 0.0)
-    # Targets: the input vectors in order during steps L+1..2L, zero elsewhere.
-    np.testing.assert_array_equal(targets[L + 1 : 2 * L + 1], bits)
-    np.testing.assert_array_equal(targets[: L + 1], 0.0)
-    np.testing.assert_array_equal(targets[2 * L + 1 :], 0.0)
-    # The mask is 1 exactly at steps L+1..2L.
-    expected_mask = np.zeros(T, np.float32)
-    expected_mask[L + 1 : 2 * L + 1] = 1.0
-    np.testing.assert_array_equal(mask, expected_mask)
+# name -> (input_size, output_size, T of a training batch)
+EXPECTED = {
+    "copy": (9, 8, 2 * 20 + 1),
+    "repeat-copy": (10, 9, 10 + 2 + 10 * 10 + 1),
+    "associative-recall": (8, 6, 4 * 6 + 8),
+    "dynamic-ngrams": (1, 1, 200),
+    "priority-sort": (10, 8, 20 + 1 + 16),
+}
+NAMES = list(EXPECTED)
 
 
 # ---------------------------------------------------------------------------------------------
 # registry
 
 
-def test_get_copy_returns_a_task_with_paper_widths(copy):
-    assert isinstance(copy, Task)
-    assert copy.name == "copy"
-    assert copy.input_size == 9
-    assert copy.output_size == 8
+def test_names_lists_the_papers_five_tasks_in_the_papers_order():
+    assert tasks.names()[:5] == NAMES
 
 
-def test_names_lists_copy():
-    assert "copy" in tasks.names()
+@pytest.mark.parametrize("name", NAMES)
+def test_registry_builds_the_task_with_its_name_and_widths(name):
+    task = tasks.get(name)
+    assert isinstance(task, Task)
+    assert name in tasks.names()
+    assert task.name == name
+    assert (task.input_size, task.output_size) == EXPECTED[name][:2]
 
 
 def test_get_unknown_task_raises_value_error_listing_known_tasks():
@@ -74,138 +54,61 @@ def test_get_passes_keyword_arguments_to_the_task():
     assert (task.min_length, task.max_length) == (3, 4)
 
 
-@pytest.mark.parametrize("min_length,max_length", [(0, 5), (6, 5)])
-def test_copy_with_invalid_length_range_raises_value_error(min_length, max_length):
-    with pytest.raises(ValueError, match="min_length"):
-        tasks.get("copy", min_length=min_length, max_length=max_length)
-
-
 # ---------------------------------------------------------------------------------------------
-# copy with a fixed length
+# every task: shapes, dtypes, determinism, jit, padding
 
 
-@pytest.mark.parametrize("L", [1, 2])
-def test_copy_sample_has_shapes_and_dtype_of_the_spec(L):
-    batch = _copy_sample(jax.random.key(0), 4, length=L)
+@pytest.mark.parametrize("name", NAMES)
+def test_training_batch_has_spec_shapes_and_float32(name, samples):
+    c_in, c_out, T = EXPECTED[name]
+    batch = samples.sampler(name)(jax.random.key(0), 4)
     assert isinstance(batch, Batch)
-    assert batch.inputs.shape == (4, 2 * L + 1, 9)
-    assert batch.targets.shape == (4, 2 * L + 1, 8)
-    assert batch.mask.shape == (4, 2 * L + 1)
+    assert batch.inputs.shape == (4, T, c_in)
+    assert batch.targets.shape == (4, T, c_out)
+    assert batch.mask.shape == (4, T)
     for x in batch:
         assert x.dtype == jnp.float32
+    assert tasks.get(name).max_steps() == T
 
 
-@pytest.mark.parametrize("L", [1, 2])
-def test_copy_sample_follows_the_exact_layout(L):
-    batch = sample_np(1, 4, length=L)
-    for b in range(4):
-        check_copy_sequence(batch.inputs[b], batch.targets[b], batch.mask[b], L)
-
-
-def test_copy_layout_for_length_two_matches_a_hand_written_example():
-    batch = sample_np(2, 4, length=2)
-    a, b = batch.inputs[0, 0, :8], batch.inputs[0, 1, :8]
-    z8, z9 = np.zeros(8), np.zeros(9)
-    np.testing.assert_array_equal(
-        batch.inputs[0], [np.append(a, 0), np.append(b, 0), np.append(z8, 1), z9, z9]
-    )
-    np.testing.assert_array_equal(batch.targets[0], [z8, z8, z8, a, b])
-    np.testing.assert_array_equal(batch.mask[0], [0, 0, 0, 1, 1])
-
-
-def test_copy_data_bits_are_random_not_constant():
-    batch = sample_np(0, 16)
-    bits = batch.inputs[:, :, :8][batch.inputs[:, :, :8].sum(-1) > 0]  # (steps with data, 8)
-    assert 0.3 < bits.mean() < 0.7
-    assert len({tuple(v) for v in bits}) > 10
-
-
-@pytest.mark.parametrize("length", [0, -3])
-def test_copy_sample_with_non_positive_length_raises_value_error(copy, length):
-    with pytest.raises(ValueError, match="length"):
-        copy.sample(jax.random.key(0), 2, length=length)
-
-
-def test_copy_max_steps_without_length_is_41(copy):
-    assert copy.max_steps() == 41
-
-
-# ---------------------------------------------------------------------------------------------
-# copy with length=None: lengths drawn per sequence, padded to the longest
-
-
-def test_copy_sample_without_length_pads_to_41_steps():
-    batch = _copy_sample(jax.random.key(0), 16, length=None)
-    assert batch.inputs.shape == (16, 41, 9)
-    assert batch.targets.shape == (16, 41, 8)
-    assert batch.mask.shape == (16, 41)
-    for x in batch:
-        assert x.dtype == jnp.float32
-
-
-def test_copy_sample_without_length_lays_out_each_sequence_with_its_own_length():
-    batch = sample_np(3, 16)
-    for b in range(16):
-        L = int(np.argmax(batch.inputs[b, :, 8]))  # the delimiter step is step L
-        assert 1 <= L <= 20
-        assert batch.mask[b].sum() == L
-        check_copy_sequence(batch.inputs[b], batch.targets[b], batch.mask[b], L)
-
-
-def test_copy_padding_has_mask_zero_and_zero_inputs_and_targets():
-    batch = sample_np(4, 16)
-    for b in range(16):
-        L = int(batch.mask[b].sum())
-        assert np.all(batch.mask[b, 2 * L + 1 :] == 0)
-        assert np.all(batch.inputs[b, 2 * L + 1 :] == 0)
-        assert np.all(batch.targets[b, 2 * L + 1 :] == 0)
-
-
-def test_copy_training_lengths_cover_1_to_20():
-    # 64 batches of 16 from one compiled sampler: cheaper than compiling a batch of 1024.
-    lengths = np.concatenate([sample_np(seed, 16).mask.sum(1) for seed in range(64)]).astype(int)
-    assert set(lengths) == set(range(1, 21))
-
-
-# ---------------------------------------------------------------------------------------------
-# determinism and jit
-
-
-def test_copy_sample_with_the_same_key_gives_the_same_batch():
-    first, second = sample_np(7, 16), sample_np(7, 16)
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_is_deterministic_for_a_key_and_differs_across_keys(name, samples):
+    first = samples(name, 5)
+    second = Batch(*map(np.asarray, samples.sampler(name)(jax.random.key(5), 4)))
     for x, y in zip(first, second):
         np.testing.assert_array_equal(x, y)
+    other = samples(name, 6)
+    assert not np.array_equal(first.inputs, other.inputs)
 
 
-def test_copy_sample_with_a_different_key_gives_a_different_batch():
-    first, second = sample_np(7, 16), sample_np(8, 16)
-    assert not np.array_equal(first.inputs, second.inputs)
-
-
-def test_copy_sample_under_jit_matches_eager_sampling(copy):
-    key = jax.random.key(9)
-    jitted, eager = _copy_sample(key, 4, length=2), copy.sample(key, 4, length=2)
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_is_jit_compatible_and_agrees_with_eager_sampling(name, samples):
+    # jax.jit(task.sample) traces (no Python control flow on traced values), and gives the
+    # batch that eager sampling (what the figures use) gives for the same key.
+    jitted = samples(name, 11)
+    eager = tasks.get(name).sample(jax.random.key(11), 4)
     for x, y in zip(jitted, eager):
-        np.testing.assert_array_equal(x, y)
+        np.testing.assert_allclose(x, np.asarray(y), rtol=1e-6, atol=1e-7)
+    assert jitted.mask.sum() > 0
+
+
+@pytest.mark.parametrize("name", ["copy", "repeat-copy", "associative-recall", "priority-sort"])
+def test_targets_are_zero_wherever_mask_is_zero(name, samples):
+    for seed in (0, 1):
+        batch = samples(name, seed)
+        assert set(np.unique(batch.mask)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(batch.targets[batch.mask == 0], 0.0)
+        assert batch.mask.sum() > 0
 
 
 # ---------------------------------------------------------------------------------------------
-# command-line sizes
+# Task.target
 
 
-def test_copy_parse_size_reads_a_length(copy):
-    assert copy.parse_size("120") == {"length": 120}
-
-
-@pytest.mark.parametrize("text", ["x", "0", "-3", "1.5"])
-def test_copy_parse_size_rejects_non_positive_or_non_integer_text(copy, text):
-    with pytest.raises(ValueError, match="copy length"):
-        copy.parse_size(text)
-
-
-def test_copy_eval_sizes_are_the_paper_generalisation_lengths(copy):
-    assert [s["length"] for s in copy.eval_sizes] == [10, 20, 30, 50, 80, 120]
-
-
-def test_copy_describe_size_names_the_length(copy):
-    assert "120" in copy.describe_size({"length": 120})
+@pytest.mark.parametrize("name,bits", [("copy", 0.05), ("repeat-copy", 0.1),
+                                       ("associative-recall", 0.1), ("priority-sort", 20.0)])
+def test_fixed_target_tasks_return_their_target_bits(name, bits):
+    task = tasks.get(name)
+    assert task.target_bits == bits
+    assert task.target() == bits
+    assert task.target(123.0) == bits  # an optimum does not move a fixed target

@@ -6,12 +6,14 @@
     model, config, info = diffmem.load_pretrained("copy")   # shipped, trained, no training
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
-NTM), ``lstm`` (the paper's LSTM baseline), ``tasks`` (the paper's five tasks by name),
-``losses``, ``config``, ``train``, ``plots`` (the paper's figures), ``report`` (an HTML page
-per run), ``demo`` (the pretrained models shipped in the package).
+NTM), ``lstm`` (the paper's LSTM baseline), ``models`` (the registry of model kinds),
+``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``, ``train``
+and ``resume`` (the training loop), ``rundir`` (a run directory's files), ``plots`` (the
+paper's figures), ``report`` (an HTML page per run), ``demo`` (the pretrained models shipped in
+the package), ``console`` and ``cli`` (the command line).
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 from diffmem.demo import load_pretrained  # noqa: E402
 from diffmem.lstm import LSTM  # noqa: E402

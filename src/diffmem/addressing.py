@@ -117,7 +117,8 @@ def shift(w: jax.Array, s: jax.Array) -> jax.Array:
         )
     # jnp.roll(w, d)[i] == w[(i - d) mod N]: exactly the term of shift d. 2K+1 is small (3 in
     # the paper), so a sum of rolls is cheaper and clearer than an FFT or a gather.
-    return sum(s[..., radius + d, None] * jnp.roll(w, d, axis=-1) for d in range(-radius, radius + 1))
+    return sum(s[..., radius + d, None] * jnp.roll(w, d, axis=-1)
+               for d in range(-radius, radius + 1))
 
 
 def sharpen(w: jax.Array, gamma: jax.Array) -> jax.Array:

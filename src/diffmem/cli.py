@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from diffmem import __version__, tasks
-    from diffmem import models
-    from diffmem.config import OPTIMIZERS, preset_names
+    from diffmem import __version__, models, tasks
+    from diffmem.config import OPTIMIZERS, default_model, preset_names
     from diffmem.ntm import MEMORY_INITS
+    from diffmem.presets import DEFAULT_MODELS
 
     parser = argparse.ArgumentParser(
         prog="diffmem",
@@ -43,10 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model on a task",
-                       description="Train a model on a task; defaults are in diffmem.config.")
+                       description="Train a model on a task; `diffmem config TASK` shows the "
+                       "settings it will use (diffmem.presets).")
     p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
-    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: ntm-lstm; ntm-ff "
-                   "for associative-recall)")
+    defaults = "; ".join(f"{m} for {t}" for t, m in DEFAULT_MODELS.items())
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: "
+                   f"{default_model('copy')}; {defaults})")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--sequences", type=int, help="budget: stop after this many sequences")

@@ -96,7 +96,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         data = dict(data)
         _reject_unknown(cls, data, "config")
         model = data.pop("model", {})
@@ -105,7 +105,7 @@ class Config:
         _reject_unknown(TrainConfig, train, "train")
         return cls(model=ModelConfig(**model), train=TrainConfig(**train), **data)
 
-    def replace(self, model: dict | None = None, train: dict | None = None, **top) -> "Config":
+    def replace(self, model: dict | None = None, train: dict | None = None, **top) -> Config:
         """A copy with some fields changed, e.g. ``config.replace(train={"lr": 3e-4})``."""
         return dataclasses.replace(
             self,
@@ -293,7 +293,8 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
         name, sep, raw = text.partition("=")
         section, _, field_name = name.strip().partition(".")
         classes = {"model": ModelConfig, "train": TrainConfig}
-        fields = {f.name: f for f in dataclasses.fields(classes[section])} if section in classes else {}
+        fields = ({f.name: f for f in dataclasses.fields(classes[section])}
+                  if section in classes else {})
         if not sep or field_name not in fields:
             known = [f"{s}.{f.name}" for s, c in classes.items() for f in dataclasses.fields(c)]
             raise ConfigError(

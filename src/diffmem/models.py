@@ -125,7 +125,8 @@ def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
     try:
         config = Config.from_dict(header["config"])
     except (KeyError, TypeError, ConfigError) as err:
-        raise checkpoint.CheckpointError(f"checkpoint {path} has an unreadable config: {err}")
+        raise checkpoint.CheckpointError(
+            f"checkpoint {path} has an unreadable config: {err}") from None
     model = build_model(config)
     restored = checkpoint.restore_state(path, nnx.state(model), tensors)
     nnx.update(model, restored)

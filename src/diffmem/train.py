@@ -16,9 +16,10 @@ import platform
 import shlex
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +30,17 @@ from flax import nnx
 from diffmem import checkpoint, losses, rundir, tasks
 from diffmem.config import Config, TrainConfig, paper_parameters, validate
 from diffmem.models import build_model, count_parameters
-from diffmem.resume import (FirstTarget, GracefulStop, LoopState, StopRequested, TrainState,
-                            resume_run, save_checkpoint, stack_pending, start_run)
+from diffmem.resume import (
+    FirstTarget,
+    GracefulStop,
+    LoopState,
+    StopRequested,
+    TrainState,
+    resume_run,
+    save_checkpoint,
+    stack_pending,
+    start_run,
+)
 from diffmem.tasks import Batch, Task
 
 # The validation and evaluation sets are seeded independently of the training seed, so that
