@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from diffmem.models import names as model_names
+from diffmem.rundir import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -->"),
@@ -172,7 +173,7 @@ def parameters_table() -> str:
     for task in TASKS:
         for model in MODELS:
             config = resolve(task, model, "paper")
-            ours = count_parameters(nnx.eval_shape(build_model, config))
+            ours = count_parameters(nnx.eval_shape(lambda c=config: build_model(c)))
             paper = paper_parameters(config)
             spec = PAPER_MODELS[(task, model)]
             layers = f"{spec['layers']}x{spec['size']}" if spec["layers"] > 1 else str(spec["size"])
@@ -224,7 +225,7 @@ def write(tables: dict[str, str], paths: list[Path]) -> list[Path]:
                 new = replace_block(new, name, block)
                 placed.add(name)
         if new != text:
-            path.write_text(new)
+            atomic_write(path, new)
             changed.append(path)
     if missing := sorted(set(tables) - placed):
         raise ValueError(f"no file of {', '.join(DOCUMENTS)} holds the markers of: "

@@ -69,19 +69,14 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """A finished tiny copy run with two read heads (its directory and loaded model), shared
-    by the figure, report and CLI tests."""
+    """A finished run of ``tiny()`` (its directory and loaded model), shared by the figure,
+    report and CLI tests. Every tiny run compiles the same programs, so after the session's
+    first they come from the compilation cache."""
     import diffmem
     from diffmem.train import train_and_evaluate
 
-    config = resolve("copy").replace(
-        model=dict(controller_size=16, memory_rows=16, memory_width=6, read_heads=2,
-                   write_heads=1),
-        train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
-                   eval_count=4),
-    )
     run_dir = tmp_path_factory.mktemp("tiny-run")
-    train_and_evaluate(config, run_dir)
+    train_and_evaluate(tiny(), run_dir)
     model, _ = diffmem.load(run_dir)
     return run_dir, model
 

@@ -55,7 +55,8 @@ def test_sequence_cross_entropy_matches_hand_computed_values():
 def test_sequence_cross_entropy_matches_numpy(seed):
     logits, targets, mask = random_batch(seed)
     expected = np.sum(np_bce(logits, targets) * mask[..., None], axis=(1, 2))
-    np.testing.assert_allclose(losses.sequence_cross_entropy(logits, targets, mask), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(losses.sequence_cross_entropy(logits, targets, mask), expected,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_loss_is_the_batch_mean_of_nats_per_sequence():
@@ -69,7 +70,8 @@ def test_masked_steps_with_wildly_wrong_logits_do_not_change_the_loss():
     wrong = np.where(targets > 0.5, -1e4, 1e4).astype(np.float32)
     corrupted = np.where(mask[..., None] > 0, logits, wrong)  # wrong only where mask == 0
     for fn in (losses.loss, losses.bits_per_sequence, losses.bit_errors_per_sequence):
-        np.testing.assert_allclose(fn(corrupted, targets, mask), fn(logits, targets, mask), rtol=1e-6)
+        np.testing.assert_allclose(fn(corrupted, targets, mask), fn(logits, targets, mask),
+                                   rtol=1e-6)
 
 
 def test_all_zero_mask_gives_zero_loss_and_zero_errors():
@@ -93,13 +95,15 @@ def test_loss_gradient_is_zero_at_masked_out_steps():
 def test_zero_logits_give_one_bit_per_masked_output_bit():
     targets = np.ones((2, 3, 8), np.float32)
     mask = np.array([[1, 1, 1], [0, 1, 0]], np.float32)  # 24 and 8 masked bits: mean 16
-    np.testing.assert_allclose(losses.bits_per_sequence(np.zeros_like(targets), targets, mask), 16.0, rtol=1e-6)
+    np.testing.assert_allclose(losses.bits_per_sequence(np.zeros_like(targets), targets, mask),
+                               16.0, rtol=1e-6)
 
 
 def test_bits_per_sequence_is_loss_in_base_two():
     logits, targets, mask = random_batch(1)
     np.testing.assert_allclose(
-        losses.bits_per_sequence(logits, targets, mask), float(losses.loss(logits, targets, mask)) / LN2, rtol=1e-6
+        losses.bits_per_sequence(logits, targets, mask),
+        float(losses.loss(logits, targets, mask)) / LN2, rtol=1e-6
     )
 
 
@@ -125,13 +129,15 @@ def test_bit_errors_average_unequal_counts_over_sequences():
     targets = np.zeros((2, 2, 4), np.float32)
     logits = np.full((2, 2, 4), -1.0, np.float32)
     logits[0, 0, :3] = 1.0  # 3 wrong bits in sequence 0, none in sequence 1: mean 1.5
-    np.testing.assert_allclose(losses.bit_errors_per_sequence(logits, targets, np.ones((2, 2), np.float32)), 1.5)
+    mask = np.ones((2, 2), np.float32)
+    np.testing.assert_allclose(losses.bit_errors_per_sequence(logits, targets, mask), 1.5)
 
 
 @pytest.mark.parametrize("target,errors", [(1.0, 1.0), (0.0, 0.0)])
 def test_logit_zero_predicts_zero_because_p_must_exceed_one_half(target, errors):
     out = losses.bit_errors_per_sequence(
-        np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), target, np.float32), np.ones((1, 1), np.float32)
+        np.zeros((1, 1, 1), np.float32), np.full((1, 1, 1), target, np.float32),
+        np.ones((1, 1), np.float32)
     )
     np.testing.assert_allclose(out, errors)
 
@@ -141,7 +147,8 @@ def test_bit_errors_match_numpy(seed):
     logits, targets, mask = random_batch(seed)
     wrong = (logits > 0) != (targets > 0.5)
     expected = np.mean(np.sum(wrong * mask[..., None], axis=(1, 2)))
-    np.testing.assert_allclose(losses.bit_errors_per_sequence(logits, targets, mask), expected, rtol=1e-6)
+    np.testing.assert_allclose(losses.bit_errors_per_sequence(logits, targets, mask), expected,
+                               rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,14 +174,17 @@ def test_metrics_agree_with_the_separate_functions():
     out = losses.metrics(logits, targets, mask)
     assert set(out) == {"loss", "bits", "bit_errors", "output_bits"}
     np.testing.assert_allclose(out["loss"], losses.loss(logits, targets, mask), rtol=1e-6)
-    np.testing.assert_allclose(out["bits"], losses.bits_per_sequence(logits, targets, mask), rtol=1e-6)
-    np.testing.assert_allclose(out["bit_errors"], losses.bit_errors_per_sequence(logits, targets, mask))
+    np.testing.assert_allclose(out["bits"], losses.bits_per_sequence(logits, targets, mask),
+                               rtol=1e-6)
+    np.testing.assert_allclose(out["bit_errors"],
+                               losses.bit_errors_per_sequence(logits, targets, mask))
 
 
 def test_metrics_output_bits_is_the_mean_number_of_masked_output_bits():
     targets = np.zeros((2, 3, 8), np.float32)
     mask = np.array([[1, 1, 1], [0, 1, 0]], np.float32)  # 24 and 8 masked bits
-    np.testing.assert_allclose(losses.metrics(np.zeros_like(targets), targets, mask)["output_bits"], 16.0)
+    np.testing.assert_allclose(losses.metrics(np.zeros_like(targets), targets, mask)["output_bits"],
+                               16.0)
 
 
 def test_metrics_work_under_jit():

@@ -74,9 +74,9 @@ def test_sequences_in_a_batch_do_not_interact_and_rematerialised_gradients_agree
     def loss(p, x):
         return jnp.sum(nnx.merge(graphdef, p, rest)(x)[0] ** 2)
 
-    both = jax.grad(loss)(params, x)
-    one = jax.tree.map(lambda a, b: a + b, jax.grad(loss)(params, x[:1]),
-                       jax.grad(loss)(params, x[1:]))
+    grad = jax.jit(jax.grad(loss))  # compiled: op by op, a backward pass is slow to run
+    both = grad(params, x)
+    one = jax.tree.map(lambda a, b: a + b, grad(params, x[:1]), grad(params, x[1:]))
     for a, b in zip(jax.tree.leaves(both), jax.tree.leaves(one)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     together, _ = model(x)
@@ -129,9 +129,12 @@ def test_every_head_starts_focused_on_the_first_row():
 
 def test_default_copy_model_has_about_the_papers_parameter_count():
     # Paper, Table 2: LSTM-controller NTM on copy has 67,561 parameters (SPEC: within ~10%).
-    n = count_parameters(build_model(resolve("copy", "ntm-lstm")))
+    def count(model):  # from shapes alone: nothing is initialised
+        return count_parameters(nnx.eval_shape(lambda: build_model(resolve("copy", model))))
+
+    n = count("ntm-lstm")
     assert abs(n - 67_561) / 67_561 < 0.10, n
-    n_ff = count_parameters(build_model(resolve("copy", "ntm-ff")))
+    n_ff = count("ntm-ff")
     assert n_ff < n
 
 
@@ -139,5 +142,5 @@ def test_gradients_are_finite_from_the_constant_initial_memory():
     model = tiny()
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     x = jnp.zeros((1, 5, 5))
-    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x)[0]))(params)
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x)[0])))(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))

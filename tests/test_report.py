@@ -1,6 +1,8 @@
 """`diffmem report`: one self-contained page with every section, rendered by a real browser."""
 
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -41,17 +43,21 @@ def _parse(path):
 
 @pytest.fixture(scope="module")
 def report(tiny_run, tmp_path_factory):
-    """The tiny run's report, written once for the content and browser tests. Every report of
-    the tiny run here draws its memory figure at length 5, so that they share compiled
-    programs."""
+    """`diffmem report` of the tiny run, run once for the command, content and browser tests:
+    the page's path and what the command printed. Every report of the tiny run here draws its
+    memory figure at length 5, so that they share compiled programs."""
     run_dir, _ = tiny_run
-    return write_report(run_dir, tmp_path_factory.mktemp("report") / "report.html",
-                        size={"length": 5})
+    out = tmp_path_factory.mktemp("report") / "r.html"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["report", str(run_dir), "--out", str(out), "--size", "5"])
+    assert code == 0, printed.getvalue()
+    return out, printed.getvalue()
 
 
 def test_report_has_every_section_with_embedded_figures(tiny_run, report):
     run_dir, _ = tiny_run
-    page = _parse(report)
+    page = _parse(report[0])
     assert page.sections == list(SECTIONS)
     assert len(page.images) == 3  # learning curves, memory use, generalisation
     for src in page.images:
@@ -77,10 +83,10 @@ def test_report_of_a_run_without_a_checkpoint_says_what_is_missing(tiny_run, tmp
     assert "no checkpoint.safetensors yet" in text
 
 
-def test_report_command_writes_into_the_run_directory(tiny_run, tmp_path, capsys):
+def test_report_command_writes_into_the_run_directory(tiny_run, report, tmp_path, capsys):
     run_dir, _ = tiny_run
-    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--size", "5"]) == 0
-    assert "r.html" in capsys.readouterr().out
+    path, printed = report
+    assert path.is_file() and "r.html" in printed
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a diffmem run directory" in capsys.readouterr().out
     assert main(["report", str(run_dir), "--out", str(tmp_path / "no" / "r.html")]) == 2
@@ -103,7 +109,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", report.as_uri()],
+         "--virtual-time-budget=10000", "--dump-dom", report[0].as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     # The page's own script counts the images the browser decoded (complete, naturalWidth > 0).
