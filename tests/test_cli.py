@@ -111,11 +111,8 @@ def test_user_mistakes_get_one_clear_line_and_exit_code_2(argv, message, capsys)
     assert "Traceback" not in out
 
 
-def test_eval_rejects_a_bad_length(tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    main(["train", "copy", "--sequences", "8", "--batch-size", "4", "--run-dir", str(run_dir),
-          *TINY])
-    capsys.readouterr()
+def test_eval_rejects_a_bad_length(tiny_run, capsys):
+    run_dir, _ = tiny_run
     assert main(["eval", str(run_dir), "--lengths", "10,abc"]) == 2
     assert "copy length 'abc' must be a positive integer" in capsys.readouterr().out
 

@@ -48,9 +48,12 @@ def test_sequence_model_matches_a_loop_of_cell_steps():
     x = jax.random.normal(jax.random.key(2), (2, 5, 5))
     logits, final = model(x)
     cell: NTMCell = model.cell
-    state, ys = None, []
+    graphdef, variables = nnx.split(cell)
+    # One compiled step: op by op, each step would compile every operation anew.
+    step = jax.jit(lambda state, x_t: nnx.merge(graphdef, variables)(state, x_t))
+    state, ys = cell.initial_state(2), []
     for t in range(5):
-        state, y = cell(state, x[:, t])
+        state, y = step(state, x[:, t])
         ys.append(y)
     np.testing.assert_allclose(np.stack(ys, axis=1), logits, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state.memory, final.memory, rtol=1e-5, atol=1e-6)

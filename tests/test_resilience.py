@@ -21,12 +21,12 @@ from diffmem.config import resolve
 from diffmem.tasks.copy import Copy
 from diffmem.train import Reporter, train_and_evaluate
 
-# A tiny copy run with 25 log points (a checkpoint every 16 updates), so that a signal sent
+# A tiny copy run with 25 log points (a checkpoint every 4 updates), so that a signal sent
 # after the first few log points lands mid-run, between log points.
-TINY = ["--batch-size", "4", "--sequences", "1600", "--no-early-stop",
+TINY = ["--batch-size", "4", "--sequences", "400", "--no-early-stop",
         "--set", "model.controller_size=16", "--set", "model.memory_rows=16",
         "--set", "model.memory_width=6", "--set", "train.minutes=none",
-        "--set", "train.eval_every=64", "--set", "train.val_size=8",
+        "--set", "train.eval_every=16", "--set", "train.val_size=8",
         "--set", "train.eval_count=4"]
 
 
