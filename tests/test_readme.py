@@ -16,6 +16,7 @@ def test_quickstart_is_exactly_two_commands_one_training_one_testing():
     assert len(commands) == 2, commands
     assert commands[0].rstrip().endswith("diffmem train copy")
     assert "pytest" in commands[1]
+    assert commands[1].index("ruff check") < commands[1].index("pytest")  # lint first
 
 
 def test_ci_runs_the_readmes_test_command():
