@@ -7,7 +7,8 @@ again, and so does every `python -m diffmem` the tests start. JAX's persistent c
 cache keeps each program on disk after its first compilation; it is switched on here through
 the environment, before jax is imported, so that subprocesses share it. Set
 JAX_COMPILATION_CACHE_DIR yourself to keep the cache between sessions (otherwise a fresh
-directory is made, and removed at the end).
+directory is made, and removed at the end). The pytest-xdist workers inherit it from the
+controlling process, which alone removes it.
 
 XLA's CPU backend spends most of a program's compilation in LLVM's optimisation passes, while
 the suite's programs are small and run briefly: unoptimised, they compile two to three times
