@@ -1,9 +1,15 @@
 """Training and evaluation as plain functions that a notebook can import.
 
-``train_and_evaluate(config, run_dir)`` reads top to bottom: task, model, optimiser, the fixed
-validation set, then the loop. One jit-compiled ``train_step`` draws a batch, runs the model
-over the sequence, backpropagates and updates the parameters. Batches are a pure function of
-(seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+``train_and_evaluate(config, run_dir)`` reads top to bottom: set up (task, model, optimiser,
+the loop's state, fresh or resumed), compile, loop, finish. The loop's steps are functions of
+their own: ``train_loop`` (updates until a budget ends the run), ``log_point`` (validate, log,
+checkpoint), ``after_nonfinite`` (roll back or stop), ``interruptible`` (stop cleanly on
+Ctrl-C or SIGTERM) and ``summarise``. The loop's state and checkpoints are in
+``diffmem.resume``, the run directory's files in ``diffmem.rundir``.
+
+One jit-compiled ``train_step`` draws a batch, runs the model over the sequence,
+backpropagates and updates the parameters. Batches are a pure function of (seed, step), so a
+resumed run sees exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
