@@ -224,6 +224,10 @@ def test_unknown_names_list_the_valid_ones():
         resolve("copy", preset="fast")
 
 
+def test_dynamic_ngrams_validates_on_1000_sequences_by_default():
+    assert resolve("dynamic-ngrams").train.val_size == 1000  # SPEC: a fixed 1,000-sequence set
+
+
 def test_paper_preset_is_the_papers_setting():
     config = resolve("copy", "ntm-lstm", "paper")
     train = config.train

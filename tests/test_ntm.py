@@ -51,7 +51,7 @@ def test_sequence_model_matches_a_loop_of_cell_steps():
     graphdef, variables = nnx.split(cell)
     # One compiled step: op by op, each step would compile every operation anew.
     step = jax.jit(lambda state, x_t: nnx.merge(graphdef, variables)(state, x_t))
-    state, ys = cell.initial_state(2), []
+    state, ys = None, []  # None: the cell starts from its initial state
     for t in range(5):
         state, y = step(state, x[:, t])
         ys.append(y)
