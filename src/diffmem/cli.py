@@ -238,10 +238,12 @@ def _warn_capacity(config, sizes=None) -> None:
         warn(text)
 
 
-def _run_task(run_dir: str):
+def _run_config(run_dir: str):
+    """A run directory's configuration and task, read once."""
     from diffmem import rundir, tasks
 
-    return tasks.get(rundir.read_config(run_dir).task)
+    config = rundir.read_config(run_dir)
+    return config, tasks.get(config.task)
 
 
 def _size(task, text: str | None) -> dict[str, Any] | None:
@@ -260,16 +262,16 @@ def _plot(args: argparse.Namespace) -> int:
     names = plots.FIGURES if args.figure == "all" else (args.figure,)
     if args.figure != "all" and args.figure not in plots.FIGURES:
         raise ValueError(f"--figure {args.figure!r} is not one of: all, {', '.join(plots.FIGURES)}")
-    task = _run_task(args.run_dir)
+    config, task = _run_config(args.run_dir)
     size = _size(task, args.size)
     sizes = None if args.sizes is None else [task.parse_size(v.strip())
                                              for v in args.sizes.split(",")]
     seed = _seed(args.seed)
     if size is not None and "memory" in names:
-        _warn_capacity(rundir.read_config(args.run_dir), [size])
+        _warn_capacity(config, [size])
     for other in args.compare:
         rundir.read_config(other)  # each run to overlay is checked before any figure is drawn
-    kind = models.get(rundir.read_config(args.run_dir).model.kind)
+    kind = models.get(config.model.kind)
     if args.figure == "all" and not kind.has_memory:
         names = tuple(n for n in names if n != "memory")
         console.print(f"The {kind.description} has no memory, so there is no memory figure.")
@@ -286,11 +288,10 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from diffmem.report import write_report
 
-    size = _size(_run_task(args.run_dir), args.size)
+    config, task = _run_config(args.run_dir)
+    size = _size(task, args.size)
     if size is not None:
-        from diffmem import rundir
-
-        _warn_capacity(rundir.read_config(args.run_dir), [size])
+        _warn_capacity(config, [size])
     path = write_report(args.run_dir, args.out, size=size, seed=_seed(args.seed))
     console.print(f"wrote {path} (open it in a browser)", highlight=False)
     return 0

@@ -39,14 +39,11 @@ FIGURES = ("memory", "curves", "generalisation")
 def save(fig: Figure, path: str | Path | BinaryIO, dpi: int = 100):
     """Write ``fig`` as PNG to ``path`` (a file name, written atomically, or a binary stream),
     free it, and return ``path``."""
-    if isinstance(path, (str, Path)):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=dpi)
-        plt.close(fig)
-        return rundir.atomic_write(path, buffer.getvalue())
-    fig.savefig(path, format="png", dpi=dpi)
+    is_file_name = isinstance(path, (str, Path))
+    target = io.BytesIO() if is_file_name else path
+    fig.savefig(target, format="png", dpi=dpi)
     plt.close(fig)
-    return path
+    return rundir.atomic_write(path, target.getvalue()) if is_file_name else path
 
 
 class Example(NamedTuple):
@@ -68,10 +65,8 @@ def has_memory(model) -> bool:
 
 
 def _sample_one(task: Task, size: dict[str, Any], seed: int) -> Batch:
-    """One sequence of ``task`` at ``size``, drawn with ``seed``. The sampler is compiled:
-    run eagerly, each of its operations would be compiled on its own for every new size."""
-    sample = jax.jit(task.sample, static_argnums=1, static_argnames=tuple(size))
-    return sample(jax.random.key(seed), 1, **size)
+    """One sequence of ``task`` at ``size``, drawn with ``seed``."""
+    return task.sample_compiled(jax.random.key(seed), 1, **size)
 
 
 def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Example:

@@ -78,7 +78,8 @@ class LoopState:
         self.rollbacks += 1
         point = self.rollback
         self.state = point.state._replace(stream=jnp.asarray(self.rollbacks, jnp.int32))
-        self.sequences, self.streak, self.first_target = point[1:]
+        self.sequences, self.streak = point.sequences, point.streak
+        self.first_target = point.first_target
 
     def counters(self, interrupted: bool = False) -> dict[str, Any]:
         """The checkpoint header's counters. An interrupt between log points also stores the

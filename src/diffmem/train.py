@@ -167,14 +167,11 @@ def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax
 
 def fixed_batches(task: Task, count: int, seed: int, **sizes: Any) -> list[Batch]:
     """``count`` sequences drawn with a fixed seed, in batches of at most EVAL_BATCH."""
-    # Compiled once per batch shape: run eagerly, every operation of the sampler would be
-    # compiled on its own for each new shape (seconds per validation or evaluation set).
-    sample = jax.jit(task.sample, static_argnums=1, static_argnames=tuple(sizes))
     key = jax.random.key(seed)
     out, done = [], 0
     while done < count:
         n = min(EVAL_BATCH, count - done)
-        out.append(sample(jax.random.fold_in(key, done), n, **sizes))
+        out.append(task.sample_compiled(jax.random.fold_in(key, done), n, **sizes))
         done += n
     return out
 
@@ -317,10 +314,11 @@ def train_and_evaluate(
 
     # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
-    jax.block_until_ready(train_step.lower(loop.state, data_key(t.seed)).compile())
+    key = data_key(t.seed)
+    jax.block_until_ready(train_step.lower(loop.state, key).compile())
     compile_seconds = time.perf_counter() - compile_start
 
-    s = Session(config, run_dir, rest, data_key(t.seed), eval_step, validation,
+    s = Session(config, run_dir, rest, key, eval_step, validation,
                 reporter or Reporter(), Clock(started, loop.seconds),
                 rundir.tensorboard_writer(run_dir, config, loop.sequences if resume else None))
     n_params = count_parameters(model)

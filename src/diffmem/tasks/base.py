@@ -55,6 +55,15 @@ class Task(abc.ABC):
     def sample(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
         """Draw a batch; each size control left as None is drawn from the training range."""
 
+    def sample_compiled(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
+        """``sample``, compiled once per batch shape: run eagerly, every operation of a sampler
+        is compiled on its own for each new shape. The batches are the same."""
+        samplers = self.__dict__.setdefault("_compiled_samplers", {})
+        names = tuple(sorted(sizes))
+        if names not in samplers:
+            samplers[names] = jax.jit(self.sample, static_argnums=1, static_argnames=names)
+        return samplers[names](key, batch_size, **sizes)
+
     def parse_size(self, text: str) -> dict[str, Any]:
         """Turn one command-line size (for example "120") into ``sample`` keyword arguments.
 
