@@ -5,9 +5,16 @@
 Each argument is a reproduction record (written by experiments/reproduce.py) of a run that
 reached its target. The record's run directory must still hold the run's final checkpoint,
 and its step count must match the record. The model's variables are written, without the
-optimiser state, to src/diffmem/weights/TASK.safetensors, with the run's configuration and a
-``pretrained`` entry that says where the model came from: the command that trained it, and its
-validation and generalisation figures.
+optimiser state, with the run's configuration and a ``pretrained`` entry that says where the
+model came from: the command that trained it, and its validation and generalisation figures.
+
+Where it goes (``diffmem.demo.export_path``): src/diffmem/weights/TASK.safetensors, the task's
+default model (what `diffmem demo TASK` runs), when the task ships no model yet or its default
+is of the record's model kind, which it then replaces; otherwise TASK-MODEL.safetensors
+(e.g. copy-dnc.safetensors, run by `diffmem demo copy --model dnc`), so that exporting another
+model kind never changes a task's default. To make another kind the default, move away
+TASK.safetensors and that kind's TASK-MODEL.safetensors before exporting it. With several
+records of one task, the first exported becomes the default of a task that had none.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 from flax import nnx
 
 from diffmem import checkpoint
-from diffmem.demo import MAX_BYTES, WEIGHTS
+from diffmem.demo import MAX_BYTES, export_path
 from diffmem.models import load
 
 
@@ -46,7 +53,7 @@ def export(record_path: Path) -> Path:
                                for g in summary["generalisation"]],
         },
     }
-    out = WEIGHTS / f"{config.task}.safetensors"
+    out = export_path(config.task, config.model.kind)
     checkpoint.save(out, nnx.state(model), meta)  # no optimiser state
     size = out.stat().st_size
     if size >= MAX_BYTES:

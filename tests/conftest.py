@@ -63,6 +63,11 @@ def tiny() -> "diffmem.config.Config":  # noqa: F821
     )
 
 
+def tiny_dnc() -> "diffmem.config.Config":  # noqa: F821
+    """``tiny()`` with the DNC: the same task, sizes and training."""
+    return tiny().replace(model=dict(kind="dnc"))
+
+
 @pytest.fixture
 def tiny_config():
     return tiny()
@@ -78,6 +83,19 @@ def tiny_run(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("tiny-run")
     train_and_evaluate(tiny(), run_dir)
+    model, _ = diffmem.load(run_dir)
+    return run_dir, model
+
+
+@pytest.fixture(scope="session")
+def tiny_dnc_run(tmp_path_factory):
+    """A finished run of ``tiny_dnc()`` (its directory and loaded model), shared by the DNC's
+    checkpoint, figure, report and CLI tests."""
+    import diffmem
+    from diffmem.train import train_and_evaluate
+
+    run_dir = tmp_path_factory.mktemp("tiny-dnc-run")
+    train_and_evaluate(tiny_dnc(), run_dir)
     model, _ = diffmem.load(run_dir)
     return run_dir, model
 

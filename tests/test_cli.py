@@ -135,3 +135,24 @@ def test_eval_takes_each_tasks_own_sizes(tmp_path, capsys):
     assert [r["size"] for r in rows] == [{"length": 3, "repeats": 2}, {"length": 4, "repeats": 1}]
     assert main(["eval", str(run_dir), "--sizes", "3"]) == 2
     assert "LENGTHxREPEATS" in capsys.readouterr().out
+
+
+def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
+    from diffmem import bench
+
+    seen = []
+
+    def fake_benchmark(sizes, seconds, config):  # no compiling or timing: only the wiring
+        seen.append(config.model.kind)
+        return [{"model": config.model.kind, "batch_size": sizes[0], "time_steps": 41,
+                 "parameters": 1, "device": "cpu", "sequences_per_second": 1.0,
+                 "updates_per_second": 1.0, "compile_seconds": 0.0}]
+
+    monkeypatch.setattr(bench, "benchmark", fake_benchmark)
+    assert main(["bench", "--model", "dnc", "--batch-sizes", "1,2", "--seconds", "1"]) == 0
+    assert "model dnc (DNC with an LSTM controller)" in capsys.readouterr().out
+    assert main(["bench", "--batch-sizes", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["model"] == "ntm-lstm"
+    assert seen == ["dnc", "dnc", "ntm-lstm"]
+    assert main(["bench", "--model", "gru"]) == 2
+    assert "unknown model 'gru'" in capsys.readouterr().out

@@ -25,11 +25,12 @@ from diffmem.presets import OTHER_TASKS, PAPER_MODELS, PRESET_NAMES, PRESETS
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 PAPER_KINDS = ("ntm-lstm", "ntm-ff", "lstm")
+KINDS = (*PAPER_KINDS, "dnc")  # the DNC has presets on every task, but no NTM-paper model
 PAIRS = list(PAPER_MODELS)
 
 
 def test_the_preset_table_has_a_row_with_a_reason_for_every_task_model_and_preset():
-    assert set(PRESETS) == set(itertools.product(PAPER_TASKS, PAPER_KINDS, PRESET_NAMES))
+    assert set(PRESETS) == set(itertools.product(PAPER_TASKS, KINDS, PRESET_NAMES))
     assert set(PAPER_MODELS) == set(itertools.product(PAPER_TASKS, PAPER_KINDS))
     for key, row in [*PRESETS.items(), *OTHER_TASKS.items()]:
         assert row.reason.strip().endswith("."), key
@@ -124,7 +125,7 @@ def test_paper_parameters_of_the_lstm_baseline_ignore_the_ntm_fields():
 def test_unknown_model_lists_the_registered_models():
     with pytest.raises(ConfigError) as err:
         resolve("copy", "gru")
-    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm"
+    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm, dnc"
     with pytest.raises(ConfigError, match="unknown preset 'fast'; the presets are: default"):
         resolve("copy", preset="fast")
 
@@ -167,16 +168,16 @@ def test_a_registered_model_kind_is_built_validated_and_listed():
         assert isinstance(model, _Toy) and models.count_parameters(model) == 9 * 8 + 8
         assert capacity_warnings(config.replace(model=dict(memory_rows=2))) == []
         assert not plots.has_memory(model)
-        with pytest.raises(ConfigError, match="models are: ntm-lstm, ntm-ff, lstm, toy$"):
+        with pytest.raises(ConfigError, match="models are: ntm-lstm, ntm-ff, lstm, dnc, toy$"):
             resolve("copy", "gru")
         with pytest.raises(ConfigError, match="no paper preset for model 'toy'"):
             resolve("copy", "toy", "paper")
     finally:
         models._REGISTRY.pop("toy")
-    assert models.names() == list(PAPER_KINDS)
+    assert models.names() == list(KINDS)
 
 
-@pytest.mark.parametrize("kind", PAPER_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_model_says_whether_it_has_a_memory_as_its_registry_entry_does(kind):
     model = nnx.eval_shape(lambda: models.build_model(resolve("copy", kind)))
     assert plots.has_memory(model) == models.get(kind).has_memory == (kind != "lstm")
@@ -218,7 +219,7 @@ def test_invalid_configuration_is_rejected_before_training(override, field):
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ConfigError, match="copy"):
         resolve("cpy")
-    with pytest.raises(ConfigError, match="ntm-lstm, ntm-ff, lstm"):
+    with pytest.raises(ConfigError, match="ntm-lstm, ntm-ff, lstm, dnc"):
         resolve("copy", "gru")
     with pytest.raises(ConfigError, match="default, paper"):
         resolve("copy", preset="fast")

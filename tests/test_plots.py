@@ -29,6 +29,30 @@ def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_config, tmp_path):
     assert (tmp_path / "memory.png").stat().st_size > 1000
 
 
+def test_memory_figure_of_a_dnc_adds_usage_gates_read_modes_and_links(tiny_dnc_run, tmp_path):
+    run_dir, _ = tiny_dnc_run
+    fig = plots.run_figure("memory", run_dir, size={"length": 5})
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    gates = "gates: allocation and write (write head), free (read heads)"
+    link = "link matrix after the last step (L[i, j]: row i written right after row j)"
+    assert list(panels) == ["inputs", "targets", "outputs (sigmoid, masked)",
+                            "write head 0: add vectors", "write head 0: write weighting",
+                            "usage", gates, "read head 0: read modes",
+                            "read head 0: read weighting", "read head 0: read vectors", link]
+    names = lambda title: [t.get_text() for t in panels[title].get_yticklabels()]  # noqa: E731
+    assert names(gates) == ["allocation", "write", "free, read 0"]
+    assert names("read head 0: read modes") == ["backward", "content", "forward"]
+    assert panels["read head 0: read vectors"].get_xlabel() == "time step"
+    # The link matrix is over the same rows as the usage panel.
+    rows = panels["usage"].get_images()[0].get_array().shape[0]
+    assert panels[link].get_images()[0].get_array().shape == (rows, rows)
+    assert panels[link].get_xlabel() and all(ax.get_ylabel() for ax in panels.values())
+    assert main(["plot", str(run_dir), "--figure", "memory", "--size", "5",
+                 "--out-dir", str(tmp_path)]) == 0
+    png = (tmp_path / "memory.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
 def test_learning_curves_overlay_training_and_validation_for_each_run(tiny_run):
     run_dir, _ = tiny_run
     records = rundir.read_metrics(run_dir)

@@ -135,3 +135,14 @@ def test_report_of_a_run_stopped_by_a_non_finite_loss_shows_dashes(tiny_run, tmp
     (tmp_path / "summary.json").write_text("{not json")
     with pytest.raises(ValueError, match="summary.json is not valid JSON"):
         write_report(tmp_path)
+
+
+def test_report_of_a_dnc_run_shows_its_memory(tiny_dnc_run, tmp_path):
+    run_dir, _ = tiny_dnc_run
+    page = _parse(write_report(run_dir, tmp_path / "r.html", size={"length": 5}))
+    assert page.sections == list(SECTIONS)
+    assert len(page.images) == 3  # learning curves, memory use, generalisation
+    for src in page.images:
+        assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
+    text = " ".join(page.text)
+    assert "dnc" in text and "One sequence at length 5" in text

@@ -1,8 +1,8 @@
 """Training throughput: the training loop with everything else removed.
 
 Measures the jit-compiled ``train_step`` (sample a batch, forward over the sequence, backward,
-optimiser update) of the default model on copy sequences of one fixed length, after compiling
-it, at several batch sizes.
+optimiser update) of a model (by default the NTM with an LSTM controller) with its copy settings
+on copy sequences of one fixed length, after compiling it, at several batch sizes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def benchmark(
     """Sequences per second of training at each batch size, with compile time apart.
 
     Each measurement runs whole steps for at least ``seconds`` after one untimed warm-up step.
+    ``config`` chooses the model and its optimiser (default: ``resolve("copy", "ntm-lstm")``).
     """
     config = config or resolve("copy", "ntm-lstm")
     task = tasks.get(config.task)
@@ -49,6 +50,7 @@ def benchmark(
             steps += 1
         elapsed = time.perf_counter() - start
         rows.append({
+            "model": config.model.kind,
             "batch_size": batch_size,
             "sequence_length": length,
             "time_steps": task.max_steps(length=length),

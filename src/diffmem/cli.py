@@ -117,12 +117,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run a pretrained model shipped with diffmem (no training)")
     p.add_argument("task", help="a task with a pretrained model (see the error for the list)")
+    p.add_argument("--model", help="the model kind to run, where the task ships several "
+                   "(default: the task's default one)")
     p.add_argument("--size", "--length", dest="size", help=size_help)
     p.add_argument("--seed", type=int, help="seed of the sequence (default: a fresh one)")
-    p.add_argument("--out", help="memory figure to write (default demo-TASK.png)")
+    p.add_argument("--out", help="memory figure to write (default demo-TASK.png, or "
+                   "demo-TASK-MODEL.png with --model)")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("bench", help="measure training throughput (sequences per second)")
+    p.add_argument("--model", default="ntm-lstm",
+                   help=f"one of: {', '.join(models.names())} (default: ntm-lstm), with its "
+                   "copy settings")
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -300,12 +306,14 @@ def _report(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from diffmem import demo, plots, tasks
 
-    demo.pretrained_path(args.task)  # a clear error before any work
+    path = demo.pretrained_path(args.task, args.model)  # a clear error before any work
     task = tasks.get(args.task)
     seed = None if args.seed is None else _seed(args.seed)
-    out = Path(args.out or f"demo-{args.task}.png")
+    name = args.task if args.model is None else f"{args.task}-{args.model}"
+    model_option = "" if args.model is None else f" --model {args.model}"
+    out = Path(args.out or f"demo-{name}.png")
     if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {str(out)!r} must name a .png file, e.g. demo-{args.task}.png")
+        raise ValueError(f"--out {str(out)!r} must name a .png file, e.g. demo-{name}.png")
     if not out.parent.is_dir():
         raise ValueError(f"--out {str(out)!r}: the folder {out.parent} does not exist")
     size = _size(task, args.size)
@@ -313,18 +321,22 @@ def _demo(args: argparse.Namespace) -> int:
         from diffmem import checkpoint
         from diffmem.config import Config
 
-        header = checkpoint.read(demo.pretrained_path(args.task))[1]
+        header = checkpoint.read(path)[1]
         _warn_capacity(Config.from_dict(header["config"]), [size])
-    r = demo.run(args.task, size, seed)
+    r = demo.run(args.task, size, seed, args.model)
     info = r.info
     console.print(
-        f"[bold]diffmem demo {args.task}[/bold]: the pretrained {r.config.model.kind} "
-        f"({r.config.preset} preset, trained on {task.training_range()} for "
+        f"[bold]diffmem demo {args.task}{model_option}[/bold]: the pretrained "
+        f"{r.config.model.kind} ({r.config.preset} preset, trained on {task.training_range()} for "
         f"{info.get('sequences', 0):,} sequences; validation "
         f"{info.get('validation', {}).get('bits', float('nan')):.4f} bits per sequence)",
         highlight=False)
     console.print(demo_table(r.metrics, f"One fresh sequence, {task.describe_size(r.size)}, "
                                         f"seed {r.seed}"))
+    if not plots.has_memory(r.model):  # a shipped LSTM baseline has no memory to draw
+        console.print(f"The {r.config.model.kind} has no memory, so there is no memory figure; "
+                      f"rerun this sequence with --seed {r.seed}", highlight=False)
+        return 0
     plots.save(plots.memory_figure(r.model, task, r.size, example=r.example), out)
     console.print(f"wrote the memory figure to {out}; rerun this sequence with --seed {r.seed}",
                   highlight=False)
@@ -332,16 +344,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from diffmem import models
     from diffmem.bench import benchmark
+    from diffmem.config import resolve
 
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
     sizes = _int_list(args.batch_sizes, "--batch-sizes")
+    config = resolve("copy", args.model)
+    if not args.json:
+        console.print(f"[bold]diffmem bench[/bold]: model {args.model} "
+                      f"({models.get(args.model).description}), copy settings", highlight=False)
     rows = []
     for size in sizes:
         if not args.json:
             console.print(f"batch {size}: compiling and timing for {args.seconds:g} s ...")
-        rows += benchmark([size], seconds=args.seconds)
+        rows += benchmark([size], seconds=args.seconds, config=config)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -42,6 +42,11 @@ class ModelConfig:
     # Collier & Beel's: never slower on copy (results/memory-init/), no extra parameters
     memory_init: str = "constant"
     clip: float = 20.0  # controller outputs clipped to +-20 before the heads (Collier & Beel)
+    # The DNC's refinements by Csordas & Schmidhuber (2019), off in the DNC paper; the other
+    # models ignore them. See diffmem.dnc.DNCCell.
+    content_masking: bool = False
+    deallocation: bool = False
+    link_sharpness: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,9 +269,12 @@ def validate(config: Config) -> Config:
         )
     _positive_int("train.lr_plateau_patience", t.lr_plateau_patience)
     _positive_float("train.lr_min", t.lr_min)
-    for name in ("early_stop", "tensorboard"):
-        if not isinstance(getattr(t, name), bool):
-            raise ConfigError(f"train.{name}={getattr(t, name)!r} must be true or false")
+    for section, name in (("train", "early_stop"), ("train", "tensorboard"),
+                          ("model", "content_masking"), ("model", "deallocation"),
+                          ("model", "link_sharpness")):
+        value = getattr(getattr(config, section), name)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{section}.{name}={value!r} must be true or false")
     if not isinstance(t.seed, int) or t.seed < 0:
         raise ConfigError(f"train.seed={t.seed!r} must be a non-negative integer")
     return config

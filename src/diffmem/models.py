@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from diffmem import checkpoint, tasks
+from diffmem.dnc import DNC
 from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
 
@@ -90,9 +91,28 @@ def _lstm(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> LSTM:
                 layers=m.controller_layers, rngs=rngs)
 
 
+def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> DNC:
+    return DNC(
+        task.input_size,
+        task.output_size,
+        controller="lstm",
+        controller_size=m.controller_size,
+        controller_layers=m.controller_layers,
+        read_heads=m.read_heads,
+        memory_rows=m.memory_rows,
+        memory_width=m.memory_width,
+        clip=m.clip,
+        content_masking=m.content_masking,
+        deallocation=m.deallocation,
+        link_sharpness=m.link_sharpness,
+        rngs=rngs,
+    )
+
+
 register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")
 register("ntm-ff", _ntm("feedforward"), description="NTM with a feed-forward controller")
 register("lstm", _lstm, description="LSTM baseline", has_memory=False)
+register("dnc", _dnc, description="DNC with an LSTM controller")
 
 
 def build_model(config: Config, seed: int | None = None) -> nnx.Module:

@@ -1,7 +1,8 @@
 """Figures in the style of the NTM paper, drawn with matplotlib (Agg backend, PNG files).
 
 - ``memory_figure``: one sequence's inputs, targets and outputs, and every head's add vectors
-  and weightings over time (paper Figures 6, 8, 13, 16).
+  and weightings over time (paper Figures 6, 8, 13, 16); for a DNC also its usage, gates, read
+  modes and final link matrix.
 - ``learning_curves``: bits per sequence against sequences seen, training and validation, for
   several runs (paper Figures 3, 7, 9, 15).
 - ``generalisation_figure``: targets against outputs at several sizes, and the error against
@@ -58,9 +59,12 @@ def has_memory(model) -> bool:
     """Whether ``model`` has an external memory to draw. Such a model's class sets
     ``has_memory = True``, and ``model(inputs, return_trace=True)`` returns ``(logits, state,
     trace)`` with a trace (a named tuple, e.g. ``diffmem.ntm.Trace``) of at least these fields:
-    ``read_weights`` (B, T, R, N), ``write_weights`` (B, T, W, N) and ``reads`` (B, T, R, M);
-    ``add`` (B, T, W, M), the vectors written, is drawn when present. Other fields are
-    ignored."""
+    ``read_weights`` (B, T, R, N), ``write_weights`` (B, T, W, N) and ``reads`` (B, T, R, M).
+    These are drawn when present (a DNC's trace, ``diffmem.dnc.DNCTrace``, has them all):
+    ``add`` (B, T, W, M), the vectors written; ``usage`` (B, T, N); ``allocation_gate`` and
+    ``write_gate`` (B, T); ``free_gates`` (B, T, R); ``read_modes`` (B, T, R, 3: backward,
+    content, forward); ``link`` (B, N, N), the link matrix after the last step. Other fields
+    are ignored."""
     return bool(getattr(model, "has_memory", False))
 
 
@@ -80,6 +84,46 @@ def run_example(model, task: Task, size: dict[str, Any], seed: int = 0) -> Examp
     return Example(batch, logits, trace)
 
 
+MEMORY_ROW = "memory row"  # the y label of panels over memory rows, drawn as a band of rows
+READ_MODES = ("backward", "content", "forward")  # the order of a trace's read_modes
+
+
+class _Panel(NamedTuple):
+    """One panel of the memory figure: a heatmap of ``values`` (T, K) over the time axis, its
+    K rows named by ``names`` when given (numbered otherwise)."""
+
+    title: str
+    values: np.ndarray
+    ylabel: str
+    cmap: str = VALUES
+    limits: tuple[float | None, float | None] = (None, None)
+    names: tuple[str, ...] = ()
+
+
+def _label_rows(axis, rows: np.ndarray):
+    """Label ``axis``, whose positions 0, 1, ... show memory ``rows``, with the rows' numbers."""
+    axis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    axis.set_major_formatter(FuncFormatter(
+        lambda y, _: str(rows[int(y)]) if 0 <= y < len(rows) and y == int(y) else ""))
+
+
+def _gate_panel(trace) -> _Panel | None:
+    """The DNC's gates over time, a row each: allocation and write (the write head's), then
+    each read head's free gate; None when the trace has none of them. A heatmap rather than
+    lines, so that it lines up with the other panels and their colour bars."""
+    gates = [(name, np.asarray(gate[0])) for name, gate in (
+        ("allocation", getattr(trace, "allocation_gate", None)),
+        ("write", getattr(trace, "write_gate", None))) if gate is not None]
+    free = getattr(trace, "free_gates", None)
+    if free is not None:
+        gates += [(f"free, read {h}", np.asarray(free[0, :, h])) for h in range(free.shape[2])]
+    if not gates:
+        return None
+    names, values = zip(*gates)
+    return _Panel("gates: allocation and write (write head), free (read heads)",
+                  np.stack(values, axis=1), "gate", WEIGHTS, (0.0, 1.0), names)
+
+
 def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
                   example: Example | None = None) -> Figure:
     """What a model's memory (``has_memory``) does on one sequence of ``task`` at ``size``: a
@@ -88,55 +132,101 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
     read weighting and the vectors it read. Weighting panels show the band of memory rows the
     heads visit (which may wrap past the last row), labelled with the rows' numbers.
 
+    A DNC's trace adds, for each field it has (see ``has_memory``): usage after the write
+    weighting (its rows join the band), then the gates (allocation, write and free), each read
+    head's read modes above its read weighting, and below the time panels the link matrix
+    after the last step, over the same band of rows.
+
     ``example`` (from ``run_example``) reuses a sequence already run; otherwise one is drawn
     with ``seed``."""
     if not has_memory(model):
         raise ValueError(
-            f"the memory figure shows an NTM's memory, and this model is a "
+            f"the memory figure shows an external memory, and this model is a "
             f"{type(model).__name__} without one; use the learning-curve or generalisation figure"
         )
     batch, logits, trace = example or run_example(model, task, size, seed)
     outputs = np.asarray(jax.nn.sigmoid(logits[0])) * np.asarray(batch.mask[0])[:, None]
     W, R = trace.write_weights.shape[2], trace.read_weights.shape[2]
-    panels = [("inputs", np.asarray(batch.inputs[0]), "input channel", VALUES),
-              ("targets", np.asarray(batch.targets[0]), "output channel", VALUES),
-              ("outputs (sigmoid, masked)", outputs, "output channel", VALUES)]
     # Targets and outputs share the 0..1 scale, so that a faint output reads as faint.
-    limits = {"targets": (0.0, 1.0), "outputs (sigmoid, masked)": (0.0, 1.0)}
+    panels = [_Panel("inputs", np.asarray(batch.inputs[0]), "input channel"),
+              _Panel("targets", np.asarray(batch.targets[0]), "output channel",
+                     limits=(0.0, 1.0)),
+              _Panel("outputs (sigmoid, masked)", outputs, "output channel", limits=(0.0, 1.0))]
     add = getattr(trace, "add", None)
     for h in range(W):
         if add is not None:
-            panels.append((f"write head {h}: add vectors", np.asarray(add[0, :, h]),
-                           "memory column", VALUES))
-        panels.append((f"write head {h}: write weighting",
-                       np.asarray(trace.write_weights[0, :, h]), "memory row", WEIGHTS))
+            panels.append(_Panel(f"write head {h}: add vectors", np.asarray(add[0, :, h]),
+                                 "memory column"))
+        panels.append(_Panel(f"write head {h}: write weighting",
+                             np.asarray(trace.write_weights[0, :, h]), MEMORY_ROW, WEIGHTS))
+    usage = getattr(trace, "usage", None)
+    if usage is not None:
+        panels.append(_Panel("usage", np.asarray(usage[0]), MEMORY_ROW, WEIGHTS))
+    gates = _gate_panel(trace)
+    if gates is not None:
+        panels.append(gates)
+    modes = getattr(trace, "read_modes", None)
     for h in range(R):
-        panels.append((f"read head {h}: read weighting", np.asarray(trace.read_weights[0, :, h]),
-                       "memory row", WEIGHTS))
-        panels.append((f"read head {h}: read vectors", np.asarray(trace.reads[0, :, h]),
-                       "memory column", VALUES))
-    rows = _rows_in_use(np.concatenate([np.asarray(trace.write_weights[0]),
-                                        np.asarray(trace.read_weights[0])], axis=1))
+        if modes is not None:
+            panels.append(_Panel(f"read head {h}: read modes", np.asarray(modes[0, :, h]),
+                                 "read mode", WEIGHTS, (0.0, 1.0), READ_MODES))
+        panels.append(_Panel(f"read head {h}: read weighting",
+                             np.asarray(trace.read_weights[0, :, h]), MEMORY_ROW, WEIGHTS))
+        panels.append(_Panel(f"read head {h}: read vectors", np.asarray(trace.reads[0, :, h]),
+                             "memory column"))
+    weights = [np.asarray(trace.write_weights[0]), np.asarray(trace.read_weights[0])]
+    if usage is not None:  # a row the heads have left may still hold what they wrote
+        weights.append(np.asarray(usage[0])[:, None])
+    rows = _rows_in_use(np.concatenate(weights, axis=1))
+    link = getattr(trace, "link", None)
+
     height = 1.6 if len(panels) <= 10 else 1.2  # per panel; many heads make a tall figure
-    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height * len(panels) + 1), sharex=True,
-                             squeeze=False, constrained_layout=True)
-    for ax, (title, values, ylabel, cmap) in zip(axes[:, 0], panels):
-        vmin, vmax = limits.get(title, (None, None))
-        if ylabel == "memory row":  # weightings: show only the rows the heads visit
-            values, vmin, vmax = values[:, rows], 0.0, 1.0
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
-            ax.yaxis.set_major_formatter(FuncFormatter(
-                lambda y, _: str(rows[int(y)]) if 0 <= y < len(rows) and y == int(y) else ""))
-        image = ax.imshow(values.T, aspect="auto", origin="lower", cmap=cmap,
-                          interpolation="nearest", vmin=vmin, vmax=vmax)
-        if ylabel != "memory row":
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
-        ax.set_ylabel(ylabel)
-        fig.colorbar(image, ax=ax, pad=0.01)
-    axes[-1, 0].set_xlabel("time step")
+    ratios = [height] * len(panels) + ([4.0] if link is not None else [])
+    fig = plt.figure(figsize=(10, sum(ratios) + 1), constrained_layout=True)
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
+    axes: list = []
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(grid[i], sharex=axes[0] if axes else None)
+        axes.append(ax)
+        _draw_panel(fig, ax, panel, rows)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time step")
+    if link is not None:
+        _draw_link(fig, fig.add_subplot(grid[-1]), np.asarray(link[0]), rows)
     fig.suptitle(f"{task.name}, {task.describe_size(size)}: memory use")
     return fig
+
+
+def _draw_panel(fig: Figure, ax, panel: _Panel, rows: np.ndarray):
+    """Draw one time panel on ``ax``, showing only memory ``rows`` of a memory-row panel."""
+    title, values, ylabel, cmap, (vmin, vmax), names = panel
+    if ylabel == MEMORY_ROW:  # weightings and usage: show only the rows in use
+        values, vmin, vmax = values[:, rows], 0.0, 1.0
+        _label_rows(ax.yaxis, rows)
+    image = ax.imshow(values.T, aspect="auto", origin="lower", cmap=cmap,
+                      interpolation="nearest", vmin=vmin, vmax=vmax)
+    if names:
+        ax.set_yticks(range(len(names)), names)
+    elif ylabel != MEMORY_ROW:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(image, ax=ax, pad=0.01)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+
+
+def _draw_link(fig: Figure, ax, link: np.ndarray, rows: np.ndarray):
+    """The DNC's link matrix (N, N) on ``ax``, over memory ``rows`` only."""
+    image = ax.imshow(link[np.ix_(rows, rows)], origin="lower", cmap=WEIGHTS,
+                      interpolation="nearest", vmin=0.0, vmax=1.0)
+    _label_rows(ax.xaxis, rows)
+    _label_rows(ax.yaxis, rows)
+    ax.set_title("link matrix after the last step (L[i, j]: row i written right after row j)")
+    ax.set_xlabel("memory row j (written first)")
+    ax.set_ylabel("memory row i (written next)")
+    # The matrix is square, narrower than its slot: a colour bar placed by the layout would
+    # sit at the slot's edge, so it is placed beside the matrix itself.
+    fig.colorbar(image, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
 
 
 def _rows_in_use(weights: np.ndarray, threshold: float = 0.25, margin: int = 3) -> np.ndarray:

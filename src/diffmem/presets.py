@@ -73,6 +73,10 @@ _PAPER = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, 
 _PAPER_LSTM = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, one "
                "sequence per update, gradients clipped elementwise to +-10 (SPEC section 1)")
 
+_PAPER_DNC = ("The DNC paper's model, without the refinements of Csordas & Schmidhuber, and its "
+              "training: RMSProp with momentum 0.9 at 1e-4, one sequence per update, gradients "
+              "clipped elementwise to +-10 (SPEC section 3)")
+
 PRESETS: dict[tuple[str, str, str], Preset] = {
     # copy
     ("copy", "ntm-lstm", "default"): Preset(
@@ -234,6 +238,56 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         model=dict(controller_size=128, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
         reason=f"{_PAPER_LSTM}."),
+
+    # The DNC (Graves et al. 2016) on the NTM paper's tasks. Its paper has no rows for them:
+    # its "paper" preset is the DNC of the paper (no refinements of Csordas & Schmidhuber)
+    # trained as the DNC paper trained (RMSProp 1e-4, one sequence per update), on the
+    # task's NTM memory of 128 x 20.
+    ("copy", "dnc", "default"): Preset(
+        model={},
+        train={},
+        reason="The defaults, as for the NTM; results/reproduce/copy-dnc-default.json."),
+    ("copy", "dnc", "paper"): Preset(
+        model={},
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
+        reason=f"{_PAPER_DNC}."),
+    ("repeat-copy", "dnc", "default"): Preset(
+        model={},
+        train=dict(minutes=30.0),
+        reason="The defaults and the task's 30 minutes; "
+               "results/reproduce/repeat-copy-dnc-default.json."),
+    ("repeat-copy", "dnc", "paper"): Preset(
+        model={},
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER_DNC}."),
+    ("associative-recall", "dnc", "default"): Preset(
+        model={},
+        train=dict(minutes=30.0),
+        reason="The defaults and the task's 30 minutes; "
+               "results/reproduce/associative-recall-dnc-default.json."),
+    ("associative-recall", "dnc", "paper"): Preset(
+        model={},
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   minutes=30.0),
+        reason=f"{_PAPER_DNC}."),
+    ("dynamic-ngrams", "dnc", "default"): Preset(
+        model={},
+        train=dict(val_size=1000),
+        reason="The defaults; results/reproduce/dynamic-ngrams-dnc-default.json."),
+    ("dynamic-ngrams", "dnc", "paper"): Preset(
+        model={},
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
+                   val_size=1000),
+        reason=f"{_PAPER_DNC}."),
+    ("priority-sort", "dnc", "default"): Preset(
+        model={},
+        train={},
+        reason="The defaults; results/reproduce/priority-sort-dnc-default.json."),
+    ("priority-sort", "dnc", "paper"): Preset(
+        model={},
+        train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
+        reason=f"{_PAPER_DNC}."),
 }
 
 # The default preset of a task without rows (one registered at run time), by model.
@@ -251,4 +305,8 @@ OTHER_TASKS: dict[str, Preset] = {
         train=dict(lr=1e-3),
         reason="The defaults at 1e-3, a conventional rate for deep LSTMs, as on the paper's "
                "tasks."),
+    "dnc": Preset(
+        model={},
+        train={},
+        reason="A task outside the paper: the defaults, as on copy."),
 }
