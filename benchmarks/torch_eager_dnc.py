@@ -83,15 +83,16 @@ LEARNING_RATE = 3e-3
 CLIP_NORM = 10.0
 
 
-def build_model() -> nn.Module:
-    """The package's DNC at diffmem's sizes, with an 8-bit output layer (see the docstring)."""
+def build_model(rows: int = MEMORY_ROWS) -> nn.Module:
+    """The package's DNC at diffmem's sizes (``rows`` memory rows), with an 8-bit output layer
+    (see the docstring)."""
     model = dnc.DNC(
         input_size=INPUT_WIDTH,
         hidden_size=CONTROLLER_UNITS,
         rnn_type="lstm",
         num_layers=1,
         num_hidden_layers=1,  # the package's default, 2, would stack two LSTM layers
-        nr_cells=MEMORY_ROWS,
+        nr_cells=rows,
         cell_size=MEMORY_WIDTH,
         read_heads=READ_HEADS,
         batch_first=True,
@@ -143,9 +144,9 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def benchmark(batch: int, seconds: float, warmup: int) -> dict:
+def benchmark(batch: int, seconds: float, warmup: int, rows: int = MEMORY_ROWS) -> dict:
     torch.manual_seed(0)
-    model = build_model()
+    model = build_model(rows)
     optimizer = make_optimizer(model)
     loss = None
     for _ in range(warmup):
@@ -162,6 +163,7 @@ def benchmark(batch: int, seconds: float, warmup: int) -> dict:
         raise RuntimeError(f"non-finite loss {final_loss} at batch size {batch}")
     return {
         "batch_size": batch,
+        "memory_rows": rows,
         "sequences_per_second": steps * batch / elapsed,
         "steps": steps,
         "seconds": elapsed,
@@ -187,8 +189,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per batch size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--memory-rows", type=int, default=MEMORY_ROWS,
+                        help="memory rows N (diffmem's DNC trains copy on 32, the paper's 128)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results")
     args = parser.parse_args(argv)
+    if args.memory_rows < 1:
+        parser.error("--memory-rows must be a positive integer")
 
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     if not batch_sizes or any(b < 1 for b in batch_sizes):
@@ -198,16 +204,16 @@ def main(argv=None) -> int:
 
     torch.manual_seed(0)
     if not args.json:
-        n_params = count_parameters(build_model())
+        n_params = count_parameters(build_model(args.memory_rows))
         print(f"eager PyTorch DNC baseline (dnc {_dnc_version()}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads)")
         print(f"parameters: {n_params:,}  (LSTM {CONTROLLER_UNITS}, {READ_HEADS} read head, "
-              f"memory {MEMORY_ROWS}x{MEMORY_WIDTH}, copy length {SEQ_LEN})")
+              f"memory {args.memory_rows}x{MEMORY_WIDTH}, copy length {SEQ_LEN})")
         print(f"{'batch':>6} {'steps':>7} {'seconds':>8} {'seq/s':>10} {'loss':>8}")
 
     results = []
     for batch in batch_sizes:
-        res = benchmark(batch, args.seconds, args.warmup)
+        res = benchmark(batch, args.seconds, args.warmup, args.memory_rows)
         final_loss = res.pop("_final_loss")
         results.append(res)
         if not args.json:

@@ -31,13 +31,16 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
            "parameters": ("<!-- parameters-table:start -->", "<!-- parameters-table:end -->"),
            "seeds-copy": ("<!-- seeds-copy-table:start -->", "<!-- seeds-copy-table:end -->"),
            "seeds-associative-recall": ("<!-- seeds-associative-recall-table:start -->",
-                                        "<!-- seeds-associative-recall-table:end -->")}
+                                        "<!-- seeds-associative-recall-table:end -->"),
+           "seeds-copy-dnc": ("<!-- seeds-copy-dnc-table:start -->",
+                              "<!-- seeds-copy-dnc-table:end -->")}
 # The files that may hold generated tables.
 DOCUMENTS = ("README.md", "docs/*.md")
 # The sweep results (relative to results/) behind each seed table.
 SEED_STUDIES = {"seeds-copy": ("seeds/copy-even.json", "seeds/copy-odd.json"),
                 "seeds-associative-recall": ("seeds/associative-recall-even.json",
-                                             "seeds/associative-recall-odd.json")}
+                                             "seeds/associative-recall-odd.json"),
+                "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
 # and PAPER below.

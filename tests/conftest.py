@@ -64,8 +64,8 @@ def tiny() -> "diffmem.config.Config":  # noqa: F821
 
 
 def tiny_dnc() -> "diffmem.config.Config":  # noqa: F821
-    """``tiny()`` with the DNC: the same task, sizes and training."""
-    return tiny().replace(model=dict(kind="dnc"))
+    """``tiny()`` with the DNC: the same task, sizes and training, evaluated on 24 rows."""
+    return tiny().replace(model=dict(kind="dnc", eval_memory_rows=24))
 
 
 @pytest.fixture

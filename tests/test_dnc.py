@@ -393,3 +393,37 @@ def test_a_resumed_dnc_run_is_bit_identical_to_an_uninterrupted_one(tiny_dnc_run
     loaded, _ = diffmem.load(tmp_path)
     x = samples("copy", seed=9).inputs
     np.testing.assert_array_equal(logits_of(loaded, x), logits_of(resumed.model, x))
+
+
+def test_eval_memory_rows_is_only_for_models_whose_parameters_ignore_the_rows():
+    with pytest.raises(ConfigError, match="eval_memory_rows=64 needs a model whose parameters"):
+        validate(resolve("copy", "ntm-lstm").replace(model=dict(eval_memory_rows=64)))
+    with pytest.raises(ConfigError, match="eval_memory_rows"):
+        validate(resolve("copy", "dnc").replace(model=dict(eval_memory_rows=0)))
+    assert models.get("dnc").resizable_memory and not models.get("ntm-lstm").resizable_memory
+
+
+def test_capacity_warnings_count_the_evaluation_memory_for_evaluation_sizes():
+    from diffmem.config import capacity_warnings
+
+    config = resolve("copy", "dnc").replace(model=dict(memory_rows=32, eval_memory_rows=128))
+    assert capacity_warnings(config) == []  # training: length 20 in 32 rows
+    assert capacity_warnings(config, [{"length": 120}]) == []  # evaluation: 128 rows
+    (text,) = capacity_warnings(config, [{"length": 130}])
+    assert "128 rows (model.eval_memory_rows)" in text
+
+
+def test_a_dnc_run_is_loaded_and_evaluated_on_its_evaluation_memory(tiny_dnc_run):
+    import json
+
+    run_dir, model = tiny_dnc_run
+    config = json.loads((run_dir / "config.json").read_text())["model"]
+    assert (config["memory_rows"], config["eval_memory_rows"]) == (16, 24)
+    assert model.cell.memory_rows == 24  # diffmem.load builds the evaluation memory
+    trained = models.build_model(tiny_dnc())
+    assert trained.cell.memory_rows == 16
+    # The same parameters serve both memories.
+    shapes = lambda m: jax.tree.map(jnp.shape, nnx.state(m, nnx.Param))  # noqa: E731
+    assert shapes(trained) == shapes(model)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["generalisation"]  # evaluated after training, on the 24 rows

@@ -275,7 +275,7 @@ def test_sequences_beyond_the_memory_get_a_warning(tiny_run, capsys):
     run_dir, _ = tiny_run  # an NTM with 16 memory rows
     assert main(["eval", str(run_dir), "--sizes", "12,20", "--count", "2"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "warning: length 20: the NTM must store 20 vectors, more than its memory's 16" in out
+    assert "warning: length 20: the model must store 20 vectors, more than its memory's 16" in out
     assert "length 12:" not in out
 
 

@@ -51,6 +51,7 @@ def benchmark(
         elapsed = time.perf_counter() - start
         rows.append({
             "model": config.model.kind,
+            "memory_rows": config.model.memory_rows,
             "batch_size": batch_size,
             "sequence_length": length,
             "time_steps": task.max_steps(length=length),

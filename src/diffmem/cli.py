@@ -131,6 +131,8 @@ def _parser() -> argparse.ArgumentParser:
                    "copy settings")
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="any model field, e.g. --set model.memory_rows=128 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_bench)
     return parser
@@ -346,15 +348,17 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from diffmem import models
     from diffmem.bench import benchmark
-    from diffmem.config import resolve
+    from diffmem.config import apply_overrides, resolve
 
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
     sizes = _int_list(args.batch_sizes, "--batch-sizes")
-    config = resolve("copy", args.model)
+    config = apply_overrides(resolve("copy", args.model), args.set)
     if not args.json:
+        changed = f", {', '.join(args.set)}" if args.set else ""
         console.print(f"[bold]diffmem bench[/bold]: model {args.model} "
-                      f"({models.get(args.model).description}), copy settings", highlight=False)
+                      f"({models.get(args.model).description}), copy settings{changed}",
+                      highlight=False)
     rows = []
     for size in sizes:
         if not args.json:

@@ -47,6 +47,11 @@ class ModelConfig:
     content_masking: bool = False
     deallocation: bool = False
     link_sharpness: bool = False
+    # Rows of the memory after training: the final evaluation, `diffmem eval`, figures and the
+    # demo (None: memory_rows). Only for a model whose parameters do not depend on the number
+    # of rows (the DNC): trained on a small memory it must reuse the rows it has read, which
+    # is what it needs on sequences longer than it was trained on (docs/dnc.md).
+    eval_memory_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -197,11 +202,13 @@ def paper_parameters(config: Config) -> int | None:
 
 
 def capacity_warnings(config: Config, sizes: list[dict[str, Any]] | None = None) -> list[str]:
-    """Warnings for sizes (None: the training range) whose sequences ask the NTM to store
+    """Warnings for sizes (None: the training range) whose sequences ask the model to store
     more vectors than its memory has rows. It can still run; it cannot get them all right."""
     if not models.get(config.model.kind).has_memory:
         return []
-    task, rows = tasks.get(config.task), config.model.memory_rows
+    task, rows, field = tasks.get(config.task), config.model.memory_rows, "memory_rows"
+    if sizes is not None and config.model.eval_memory_rows is not None:
+        rows, field = config.model.eval_memory_rows, "eval_memory_rows"
     warnings = []
     for size in [None] if sizes is None else sizes:
         need = task.memory_needed(size)
@@ -209,8 +216,8 @@ def capacity_warnings(config: Config, sizes: list[dict[str, Any]] | None = None)
             what = (task.describe_size(size) if size else
                     f"training on {task.training_range()}")
             warnings.append(
-                f"{what}: the NTM must store {need} vectors, more than its memory's {rows} "
-                f"rows (model.memory_rows), so expect errors; use a larger memory or "
+                f"{what}: the model must store {need} vectors, more than its memory's {rows} "
+                f"rows (model.{field}), so expect errors; use a larger memory or "
                 f"shorter sequences"
             )
     return warnings
@@ -249,7 +256,24 @@ def validate(config: Config) -> Config:
     if not isinstance(t.max_rollbacks, int) or isinstance(t.max_rollbacks, bool) \
             or t.max_rollbacks < 0:
         raise ConfigError(f"train.max_rollbacks={t.max_rollbacks!r} must be an integer >= 0")
-    if not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2:
+    if m.eval_memory_rows is not None:
+        _positive_int("model.eval_memory_rows", m.eval_memory_rows)
+        if not models.get(m.kind).resizable_memory:
+            raise ConfigError(
+                f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
+                f"not depend on the number of memory rows, such as the DNC; the {m.kind} is "
+                f"evaluated on the memory it was trained with: set it to none"
+            )
+    if m.kind == "dnc" and m.write_heads != 1:
+        raise ConfigError(f"model.write_heads={m.write_heads!r}: the DNC has one write head; "
+                          "leave it at 1")
+    switches = ("content_masking", "deallocation", "link_sharpness")
+    if m.kind != "dnc" and any(getattr(m, name) is True for name in switches):
+        on = [name for name in switches if getattr(m, name) is True]
+        raise ConfigError(f"model.{on[0]}=true is a refinement of the DNC; the {m.kind} has "
+                          "no such part: leave it false, or train --model dnc")
+    if m.kind != "dnc" and (
+            not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2):
         raise ConfigError(
             f"model.shift_radius={m.shift_radius!r} must be an integer >= 0 and smaller than "
             f"memory_rows / 2 = {m.memory_rows / 2:g}; the paper uses 1"
@@ -311,12 +335,12 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
             )
         current = getattr(getattr(config, section), field_name)
         optional = "None" in str(fields[field_name].type)
-        value = _parse_value(text, raw.strip(), current, optional)
+        value = _parse_value(text, raw.strip(), current, optional, fields[field_name].type)
         config = config.replace(**{section: {field_name: value}})
     return validate(config)
 
 
-def _parse_value(text: str, raw: str, current: Any, optional: bool) -> Any:
+def _parse_value(text: str, raw: str, current: Any, optional: bool, field_type: Any) -> Any:
     if optional and raw.lower() in ("none", "null"):
         return None
     try:
@@ -325,6 +349,8 @@ def _parse_value(text: str, raw: str, current: Any, optional: bool) -> Any:
                 raise ValueError
             return raw.lower() in ("true", "1")
         if isinstance(current, int):
+            return int(raw)
+        if current is None and "int" in str(field_type):
             return int(raw)
         if isinstance(current, float) or current is None:
             return float(raw)

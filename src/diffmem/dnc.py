@@ -59,7 +59,7 @@ class DNCTrace(NamedTuple):
     write_gate: jax.Array  # (B, T) g^w_t
     free_gates: jax.Array  # (B, T, R) f_t
     read_modes: jax.Array  # (B, T, R, 3) pi_t: backward, content, forward
-    link: jax.Array  # (B, N, N) the final link matrix L_T (None from DNCCell.step)
+    link: jax.Array | None  # (B, N, N) the final link matrix L_T (None from DNCCell.step)
 
 
 class Interface(NamedTuple):
@@ -155,7 +155,7 @@ class DNCCell(nnx.Module):
       controller_layers: number of controller layers.
       read_heads: R.
       memory_rows: N.  memory_width: W.
-      clip: the interface vector is computed from values clipped to [-clip, clip].
+      clip: the raw interface vector is clipped to [-clip, clip] before its activations.
       content_masking: learn a mask per head for content lookups (Csordas & Schmidhuber).
       deallocation: scale memory rows by the retention vector before the write, so that freed
         rows are wiped and stop matching content lookups (Csordas & Schmidhuber).
@@ -220,22 +220,38 @@ class DNCCell(nnx.Module):
             reads=zeros(B, R, W),
         )
 
+    def check_state(self, state: DNCState) -> None:
+        """Raise ValueError if ``state`` is not of this cell's memory: the step would run on
+        the state's memory whatever its size (a state of a model with another memory)."""
+        N, W, R = self.memory_rows, self.memory_width, self.read_heads
+        got = (state.memory.shape[-2:], state.read_weights.shape[-2])
+        if got != ((N, W), R):
+            raise ValueError(
+                f"the state holds a {got[0][0]} x {got[0][1]} memory and {got[1]} read heads; "
+                f"this DNC has {N} x {W} and {R}: pass a state of this model (or None)"
+            )
+
     def step(self, state: DNCState, x: jax.Array) -> tuple[DNCState, jax.Array, DNCTrace]:
         """One step: ``(state, x (B, C_in)) -> (state, y (B, C_out), trace of this step)``."""
         B = x.shape[0]
         R, W = self.read_heads, self.memory_width
         controller_in = jnp.concatenate([x, state.reads.reshape(B, R * W)], axis=-1)
         h, controller_state = self.controller(controller_in, state.controller)
-        if self._all_layers:
+        if self._all_layers:  # every LSTM layer's carry is (c, h)
             h = jnp.concatenate([layer_h for _, layer_h in controller_state], axis=-1)
         xi = split_interface(jnp.clip(self.interface(h), -self.clip, self.clip), R, W,
                              content_masking=self.content_masking,
                              link_sharpness=self.link_sharpness)
 
         # Allocate and write.
+        # The gradient flows through usage to the previous write weighting, as the equations
+        # say; deepmind/dnc stops it there.
         usage = da.usage(state.usage, state.write_weights, xi.free_gates, state.read_weights)
         mem = state.memory
-        if self.deallocation:  # the retention psi again; XLA computes it once
+        if self.deallocation:
+            # Freed rows are wiped before the write key looks them up, so that they look
+            # empty to it (Csordas & Schmidhuber's code wipes them in the write itself, after
+            # the lookup; the memory after the write is the same).
             mem = mem * da.retention(xi.free_gates, state.read_weights)[..., None]
         content_w = _content(mem, xi.write_key, xi.write_strength, xi.write_mask)
         w_w = da.write_weights(da.allocation(usage), content_w, xi.allocation_gate,
@@ -247,8 +263,8 @@ class DNCCell(nnx.Module):
         prec = da.precedence(state.precedence, w_w)
         forward, backward = da.directional_weights(link, state.read_weights)
         if xi.link_sharpness is not None:
-            forward = da.sharpen_directional(forward, xi.link_sharpness[:, 0])
-            backward = da.sharpen_directional(backward, xi.link_sharpness[:, 1])
+            forward = da.sharpen_directional(forward, xi.link_sharpness[..., 0, :])
+            backward = da.sharpen_directional(backward, xi.link_sharpness[..., 1, :])
         content_r = _content(mem[:, None], xi.read_keys, xi.read_strengths, xi.read_masks)
         w_r = da.read_weights(backward, content_r, forward, xi.read_modes)  # (B, R, N)
         reads = memory.read(mem[:, None], w_r)  # (B, R, W)
@@ -265,6 +281,7 @@ class DNCCell(nnx.Module):
         x = check_input(x, 2, self.input_size, "x")
         if state is None:
             state = self.initial_state(x.shape[0])
+        self.check_state(state)
         state, y, _ = self.step(state, x)
         return state, y
 
@@ -295,6 +312,7 @@ class DNC(nnx.Module):
         inputs = check_input(inputs, 3, self.input_size, "inputs")
         if state is None:
             state = self.initial_state(inputs.shape[0])
+        self.cell.check_state(state)
 
         step = self.cell.step
         if inputs.shape[0] > 1:

@@ -7,6 +7,7 @@ Adding a model kind is one ``register`` call: configuration checks, ``build_mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,16 +40,19 @@ class ModelKind:
     # An external memory: the model has ``has_memory = True`` and returns a memory trace on
     # request (diffmem.plots), and the ModelConfig memory fields apply to it.
     has_memory: bool = True
+    # Its parameters do not depend on the number of memory rows, so a model trained on one
+    # memory runs on another (ModelConfig.eval_memory_rows).
+    resizable_memory: bool = False
 
 
 _REGISTRY: dict[str, ModelKind] = {}
 
 
-def register(name: str, build: Builder, *, description: str,
-             has_memory: bool = True) -> ModelKind:
+def register(name: str, build: Builder, *, description: str, has_memory: bool = True,
+             resizable_memory: bool = False) -> ModelKind:
     """Make ``ModelConfig.kind == name`` (``--model name``) build ``build(task, model, rngs)``,
     with ``model`` the run's ModelConfig; the builder ignores the fields that do not apply."""
-    kind = ModelKind(name, build, description, has_memory)
+    kind = ModelKind(name, build, description, has_memory, resizable_memory)
     _REGISTRY[name] = kind
     return kind
 
@@ -112,13 +116,28 @@ def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> DNC:
 register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")
 register("ntm-ff", _ntm("feedforward"), description="NTM with a feed-forward controller")
 register("lstm", _lstm, description="LSTM baseline", has_memory=False)
-register("dnc", _dnc, description="DNC with an LSTM controller")
+register("dnc", _dnc, description="DNC with an LSTM controller", resizable_memory=True)
 
 
-def build_model(config: Config, seed: int | None = None) -> nnx.Module:
-    """A freshly initialised model for ``config`` (seeded by ``config.train.seed`` by default)."""
+def build_model(config: Config, seed: int | None = None, *,
+                evaluation: bool = False) -> nnx.Module:
+    """A freshly initialised model for ``config`` (seeded by ``config.train.seed`` by default);
+    with ``evaluation=True``, on the memory it is evaluated with (``eval_memory_rows``)."""
     rngs = nnx.Rngs(config.train.seed if seed is None else seed)
-    return get(config.model.kind).build(tasks.get(config.task), config.model, rngs)
+    m = config.model
+    if evaluation and m.eval_memory_rows is not None:
+        m = dataclasses.replace(m, memory_rows=m.eval_memory_rows)
+    return get(m.kind).build(tasks.get(config.task), m, rngs)
+
+
+def for_evaluation(model: nnx.Module, config: Config) -> nnx.Module:
+    """``model`` as it is evaluated: itself, or its parameters on a memory of
+    ``eval_memory_rows`` rows where the configuration sets one."""
+    if config.model.eval_memory_rows is None:
+        return model
+    resized = nnx.eval_shape(lambda: build_model(config, evaluation=True))
+    nnx.update(resized, nnx.state(model))
+    return resized
 
 
 def count_parameters(model: nnx.Module) -> int:
@@ -127,7 +146,8 @@ def count_parameters(model: nnx.Module) -> int:
 
 
 def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
-    """Load the trained model of a run directory (or a checkpoint file) and its configuration.
+    """Load the trained model of a run directory (or a checkpoint file) and its configuration,
+    on the memory it is evaluated with (``ModelConfig.eval_memory_rows``, if set).
 
     >>> model, config = diffmem.load("runs/copy")            # doctest: +SKIP
     >>> logits, state = model(inputs)  # inputs (B, T, C_in) -> logits (B, T, C_out)
@@ -147,7 +167,7 @@ def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
     except (KeyError, TypeError, ConfigError) as err:
         raise checkpoint.CheckpointError(
             f"checkpoint {path} has an unreadable config: {err}") from None
-    model = build_model(config)
+    model = build_model(config, evaluation=True)
     restored = checkpoint.restore_state(path, nnx.state(model), tensors)
     nnx.update(model, restored)
     return model, config

@@ -35,7 +35,7 @@ from flax import nnx
 
 from diffmem import checkpoint, losses, rundir, tasks
 from diffmem.config import Config, TrainConfig, paper_parameters, validate
-from diffmem.models import build_model, count_parameters
+from diffmem.models import build_model, count_parameters, for_evaluation
 from diffmem.resume import (
     FirstTarget,
     GracefulStop,
@@ -513,7 +513,8 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "nonfinite_events": loop.nonfinite,
         "rollbacks": loop.rollbacks,
         "validation": final,
-        "generalisation": evaluate(model, task, list(task.eval_sizes), count=t.eval_count),
+        "generalisation": evaluate(for_evaluation(model, config), task, list(task.eval_sizes),
+                                   count=t.eval_count),
         "machine": machine_description(),
         "run_dir": str(s.run_dir),
     })
