@@ -33,7 +33,9 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
            "seeds-associative-recall": ("<!-- seeds-associative-recall-table:start -->",
                                         "<!-- seeds-associative-recall-table:end -->"),
            "seeds-copy-dnc": ("<!-- seeds-copy-dnc-table:start -->",
-                              "<!-- seeds-copy-dnc-table:end -->")}
+                              "<!-- seeds-copy-dnc-table:end -->"),
+           "dnc-switches": ("<!-- dnc-switches-table:start -->",
+                            "<!-- dnc-switches-table:end -->")}
 # The files that may hold generated tables.
 DOCUMENTS = ("README.md", "docs/*.md")
 # The sweep results (relative to results/) behind each seed table.
@@ -91,8 +93,7 @@ PAPER = {
     ("priority-sort", "ntm-lstm"): "~18-20 bits after 1M sequences",
     ("priority-sort", "ntm-ff"): "~18-20 bits after 1M sequences",
     ("priority-sort", "lstm"): "~58 bits after 1M sequences",
-    **{(task, "dnc"): "not in the paper (the DNC paper has bAbI and graph tasks)"
-       for task in TASKS},
+    **{(task, "dnc"): "not in the papers" for task in TASKS},
 }
 
 
@@ -208,9 +209,38 @@ def seed_table(results: Path, files: tuple[str, ...]) -> str:
     return sweep.table(sorted(runs, key=lambda r: r["seed"]))
 
 
+# The copy DNC with each refinement on or off (results/dnc-switches/), by record tag.
+SWITCH_RUNS = ("none", "masking", "deallocation", "sharpness", "no-masking", "no-deallocation",
+               "no-sharpness", "rows128-paper", "rows128")
+
+
+def switches_table(results: Path) -> str:
+    """The copy DNC's refinements and memories, one record of results/dnc-switches/ a row."""
+    lines = ["| record | rows (training / evaluation) | masking | de-allocation | link sharpness "
+             "| sequences to target | validation bits | wrong bits at 30, 50, 80, 120 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for tag in SWITCH_RUNS:
+        record = load(results / "dnc-switches" / f"copy-dnc-default-{tag}.json")
+        if record is None:
+            continue
+        m, s = record["config"]["model"], record["summary"]
+        rows = f"{m['memory_rows']} / {m['eval_memory_rows'] or m['memory_rows']}"
+        on = lambda name, m=m: "yes" if m[name] else "-"  # noqa: E731
+        first = s["first_below_target"]
+        reached = f"{first['sequences']:,}" if first else "not reached"
+        by = {r["label"]: r for r in s["generalisation"]}
+        wrong = ", ".join(f"{100 * by[f'length {L}']['wrong_bit_fraction']:.2g}%"
+                          for L in (30, 50, 80, 120))
+        lines.append(f"| `{tag}` | {rows} | {on('content_masking')} | {on('deallocation')} | "
+                     f"{on('link_sharpness')} | {reached} | {s['validation']['bits']:.3f} | "
+                     f"{wrong} |")
+    return "\n".join(lines)
+
+
 def blocks(results: Path) -> dict[str, str]:
     """Every generated table, by its name in MARKERS."""
     return {"results": table(results), "parameters": parameters_table(),
+            "dnc-switches": switches_table(results),
             **{name: seed_table(results, files) for name, files in SEED_STUDIES.items()}}
 
 

@@ -3,10 +3,11 @@
 # associative recall and of copy with the default settings (`diffmem train associative-recall`,
 # `diffmem train copy`). Two sweeps run side by side, each pinned to one CPU core with
 # single-threaded XLA: even seeds on core 0, odd seeds on core 1, associative recall first, then
-# copy. The joint tables follow. Every sweep prints, and its results file holds, per seed: whether
-# the target was reached, in how many sequences and seconds, the generalisation errors and the
-# non-finite events. Seeds already in a results file are kept, so an interrupted study can be run
-# again. About 2 minutes per copy seed and 2 to 30 per associative-recall seed.
+# copy. The joint tables follow. `seed_study.sh dnc` does the same for the DNC on copy. Every
+# sweep prints, and its results file holds, per seed: whether the target was reached, in how
+# many sequences and seconds, the generalisation errors and the non-finite events. Seeds
+# already in a results file are kept, so an interrupted study can be run again. About 2 minutes
+# per copy seed and 2 to 30 per associative-recall seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs/seeds results/seeds
@@ -18,6 +19,17 @@ half() {  # core, name, seeds
             --out "results/seeds/$task-$2.json"
     done > "runs/seeds/study-$2.log" 2>&1
 }
+if [ "${1:-}" = dnc ]; then  # `seed_study.sh dnc`: ten seeds of `diffmem train copy --model dnc`
+    dnc() {  # core, name, seeds
+        pin "$1" python experiments/sweep.py copy --model dnc --seeds "$3" --runs runs/seeds \
+            --out "results/seeds/copy-dnc-$2.json" > "runs/seeds/study-dnc-$2.log" 2>&1
+    }
+    dnc 0 even 0,2,4,6,8 &
+    dnc 1 odd 1,3,5,7,9 &
+    wait
+    python experiments/sweep.py --table results/seeds/copy-dnc-even.json results/seeds/copy-dnc-odd.json
+    exit
+fi
 half 0 even 0,2,4,6,8 &
 half 1 odd 1,3,5,7,9 &
 wait
