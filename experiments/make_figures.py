@@ -45,6 +45,12 @@ def main() -> int:
         rows = json.loads(Path(info["record"]).read_text())["summary"]["generalisation"]
         save(plots.generalisation_figure(model, task, [r["size"] for r in rows], rows, seed=0),
              f"{task_name}-generalisation.png")
+    for task_name, kind in demo.available():  # the shipped DNCs: their memory use
+        if kind == "dnc":
+            model, _, _ = demo.load_pretrained(task_name, model=kind)
+            task = tasks.get(task_name)
+            save(plots.memory_figure(model, task, task.example_size, seed=0),
+                 f"{task_name}-dnc-memory.png")
     for task_name, runs in CURVES:
         curves = {label: json.loads((RECORDS / f"{record}.json").read_text())["curve"]
                   for record, label in runs}

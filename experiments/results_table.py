@@ -28,6 +28,8 @@ from diffmem.rundir import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -->"),
+           "results-brief": ("<!-- results-brief-table:start -->",
+                             "<!-- results-brief-table:end -->"),
            "parameters": ("<!-- parameters-table:start -->", "<!-- parameters-table:end -->"),
            "seeds-copy": ("<!-- seeds-copy-table:start -->", "<!-- seeds-copy-table:end -->"),
            "seeds-associative-recall": ("<!-- seeds-associative-recall-table:start -->",
@@ -155,9 +157,13 @@ def generalisation_cell(record: dict) -> str:
     return "(trained distribution only)"
 
 
-def table(results: Path) -> str:
+def table(results: Path, brief: bool = False) -> str:
+    """The results table; ``brief`` (the README's) leaves out the settings and the paper's
+    figures, which docs/results.md has."""
     head = ["task", "model", "settings", "trained (sequences, time, hardware)",
             "validation bits / sequence", "generalisation", "paper"]
+    if brief:
+        head = [h for h in head if h not in ("settings", "paper")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task in TASKS:
         for model in MODELS:
@@ -167,7 +173,10 @@ def table(results: Path) -> str:
             else:
                 cells = [settings_cell(record), training_cell(record), bits_cell(record),
                          generalisation_cell(record)]
-            lines.append("| " + " | ".join([task, model, *cells, PAPER[(task, model)]]) + " |")
+            cells = [*cells, PAPER[(task, model)]]
+            if brief:
+                cells = cells[1:-1]
+            lines.append("| " + " | ".join([task, model, *cells]) + " |")
     return "\n".join(lines)
 
 
@@ -210,8 +219,9 @@ def seed_table(results: Path, files: tuple[str, ...]) -> str:
 
 
 # The copy DNC with each refinement on or off (results/dnc-switches/), by record tag.
-SWITCH_RUNS = ("none", "masking", "deallocation", "sharpness", "no-masking", "no-deallocation",
-               "no-sharpness", "rows128-paper", "rows128")
+# "default" is the copy DNC's reproduction record.
+SWITCH_RUNS = ("default", "rows128-paper", "none", "no-masking", "no-deallocation",
+               "no-sharpness")
 
 
 def switches_table(results: Path) -> str:
@@ -220,7 +230,8 @@ def switches_table(results: Path) -> str:
              "| sequences to target | validation bits | wrong bits at 30, 50, 80, 120 |",
              "|---|---|---|---|---|---|---|---|"]
     for tag in SWITCH_RUNS:
-        record = load(results / "dnc-switches" / f"copy-dnc-default-{tag}.json")
+        record = load(results / ("reproduce/copy-dnc-default.json" if tag == "default" else
+                                 f"dnc-switches/copy-dnc-default-{tag}.json"))
         if record is None:
             continue
         m, s = record["config"]["model"], record["summary"]
@@ -239,7 +250,8 @@ def switches_table(results: Path) -> str:
 
 def blocks(results: Path) -> dict[str, str]:
     """Every generated table, by its name in MARKERS."""
-    return {"results": table(results), "parameters": parameters_table(),
+    return {"results": table(results), "results-brief": table(results, brief=True),
+            "parameters": parameters_table(),
             "dnc-switches": switches_table(results),
             **{name: seed_table(results, files) for name, files in SEED_STUDIES.items()}}
 

@@ -14,15 +14,16 @@ from diffmem.config import resolve
 from diffmem.models import build_model, count_parameters
 
 # (task, model kind) of each shipped model, the task's default first: the runs that reached
-# their target (README results table); priority sort has none. Add an exported model here.
-SHIPPED = [("associative-recall", "ntm-ff"), ("copy", "ntm-lstm"),
-           ("dynamic-ngrams", "ntm-lstm"), ("repeat-copy", "ntm-lstm")]
+# their target (README results table). Add an exported model here.
+SHIPPED = [("associative-recall", "ntm-ff"), ("associative-recall", "dnc"), ("copy", "ntm-lstm"),
+           ("copy", "dnc"), ("dynamic-ngrams", "ntm-lstm"), ("priority-sort", "dnc"),
+           ("repeat-copy", "ntm-lstm")]
 
 
 def test_a_pretrained_model_ships_for_every_task_that_reached_its_target():
     assert demo.available() == SHIPPED
     assert demo.default_model("copy") == "ntm-lstm"
-    assert demo.default_model("priority-sort") is None
+    assert demo.default_model("priority-sort") == "dnc"  # no NTM reached its target
 
 
 def test_pretrained_models_are_small_and_load_without_optimiser_state():
@@ -46,11 +47,11 @@ def test_demo_copies_a_sequence_twice_the_training_length(tmp_path, capsys):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_demo_of_a_task_without_a_pretrained_model_lists_those_with_one(capsys):
-    assert main(["demo", "priority-sort"]) == 2
+def test_demo_of_a_model_not_shipped_lists_those_that_are(capsys):
+    assert main(["demo", "repeat-copy", "--model", "dnc"]) == 2
     text = " ".join(capsys.readouterr().out.split())
-    assert "no pretrained model for 'priority-sort'" in text
-    assert "associative-recall (ntm-ff), copy (ntm-lstm" in text
+    assert "no pretrained dnc for 'repeat-copy'" in text
+    assert "associative-recall (ntm-ff, dnc), copy (ntm-lstm" in text
     assert demo.describe_available() in text
     assert main(["demo", "sorting"]) == 2
     assert "unknown task 'sorting'" in capsys.readouterr().out

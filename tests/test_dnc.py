@@ -328,10 +328,15 @@ def test_the_registry_knows_the_dnc_has_a_memory():
 def test_resolve_gives_a_dnc_configuration_that_builds_a_dnc():
     config = resolve("copy", "dnc")
     assert config.model.kind == "dnc" and validate(config) == config
-    # The default preset is the DNC paper's model: none of the refinements.
-    assert not any(getattr(config.model, s) for s in SWITCHES)
+    # The default has all three refinements and trains on 32 rows, evaluated on 128; the
+    # paper preset is the DNC paper's model.
+    assert all(getattr(config.model, s) for s in SWITCHES)
+    paper = resolve("copy", "dnc", "paper").model
+    assert not any(getattr(paper, s) for s in SWITCHES) and paper.eval_memory_rows is None
     model = nnx.eval_shape(lambda: build_model(config))  # shapes only
-    assert isinstance(model, DNC) and model.cell.memory_rows == config.model.memory_rows
+    assert isinstance(model, DNC) and model.cell.memory_rows == 32
+    evaluated = nnx.eval_shape(lambda: build_model(config, evaluation=True))
+    assert evaluated.cell.memory_rows == 128
 
 
 def test_tiny_dnc_parameter_count_is_the_sum_of_its_layers():
@@ -389,10 +394,12 @@ def test_a_resumed_dnc_run_is_bit_identical_to_an_uninterrupted_one(tiny_dnc_run
                 for r in rundir.read_metrics(run_dir)]
 
     assert untimed(whole_dir) == untimed(tmp_path)
-    # The model train_and_evaluate returns is the one its checkpoint loads.
+    # The model train_and_evaluate returns is the one its checkpoint loads (on the
+    # evaluation memory).
     loaded, _ = diffmem.load(tmp_path)
     x = samples("copy", seed=9).inputs
-    np.testing.assert_array_equal(logits_of(loaded, x), logits_of(resumed.model, x))
+    np.testing.assert_array_equal(logits_of(loaded, x),
+                                  logits_of(models.for_evaluation(resumed.model, config), x))
 
 
 def test_eval_memory_rows_is_only_for_models_whose_parameters_ignore_the_rows():

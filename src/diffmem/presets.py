@@ -258,7 +258,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         train={},
         reason="32 rows in training, 128 after, and the three refinements: without them it "
                "failed at length 120; results/dnc-switches/README.md, "
-               "results/reproduce/copy-dnc-default.json, results/seeds/copy-dnc-even.json."),
+               "results/seeds/copy-dnc-even.json. Training on after the target (a patience of "
+               "12) did not generalise more often: results/archive/v0.7-dev/README.md."),
     ("copy", "dnc", "paper"): Preset(
         model={},
         train=_PAPER_DNC_TRAIN,
