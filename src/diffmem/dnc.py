@@ -26,6 +26,7 @@ from diffmem import addressing, memory
 from diffmem import dnc_addressing as da
 from diffmem.checks import check_input, check_sizes
 from diffmem.controllers import CONTROLLERS
+from diffmem.scan import scan_steps
 
 
 class DNCState(NamedTuple):
@@ -314,20 +315,7 @@ class DNC(nnx.Module):
             state = self.initial_state(inputs.shape[0])
         self.cell.check_state(state)
 
-        step = self.cell.step
-        if inputs.shape[0] > 1:
-            # As in the NTM: recompute each step's memory-sized intermediates in the backward
-            # pass rather than store them, keeping only the controller's matrix products.
-            policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-            step = jax.checkpoint(step, policy=policy)
-
-        def body(state, x_t):
-            state, y_t, trace_t = step(state, x_t)
-            return state, (y_t, trace_t if return_trace else None)
-
-        state, (ys, trace) = jax.lax.scan(body, state, jnp.swapaxes(inputs, 0, 1))
-        logits = jnp.swapaxes(ys, 0, 1)  # (B, T, C_out)
+        logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace)
         if not return_trace:
             return logits, state
-        trace = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), trace)
         return logits, state, trace._replace(link=state.link)
