@@ -434,3 +434,20 @@ def test_a_dnc_run_is_loaded_and_evaluated_on_its_evaluation_memory(tiny_dnc_run
     assert shapes(trained) == shapes(model)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["generalisation"]  # evaluated after training, on the 24 rows
+
+
+def test_a_feed_forward_dnc_runs_and_its_gradients_are_finite():
+    model = tiny(controller="feedforward")
+    x = X[:1, :3]
+    grads = nnx.grad(lambda m: jnp.sum(m(x)[0] ** 2))(model)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(nnx.state(grads)))
+    assert model.cell.hidden_size == H  # its top layer alone feeds the interface
+
+
+def test_a_model_whose_variables_depend_on_the_rows_is_not_resized():
+    # validate() refuses eval_memory_rows for the NTM; for_evaluation checks the shapes too.
+    config = resolve("copy", "ntm-lstm").replace(
+        model=dict(controller_size=4, memory_rows=8, memory_width=3, eval_memory_rows=16))
+    ntm = nnx.eval_shape(lambda: build_model(config))
+    with pytest.raises(ValueError, match="depend on the number of memory rows"):
+        models.for_evaluation(ntm, config)

@@ -136,6 +136,11 @@ def for_evaluation(model: nnx.Module, config: Config) -> nnx.Module:
     if config.model.eval_memory_rows is None:
         return model
     resized = nnx.eval_shape(lambda: build_model(config, evaluation=True))
+    shapes = lambda m: jax.tree.map(np.shape, nnx.state(m))  # noqa: E731
+    if shapes(resized) != shapes(model):
+        raise ValueError(f"the {config.model.kind}'s variables depend on the number of memory "
+                         "rows, so it cannot be evaluated on another memory: unset "
+                         "model.eval_memory_rows")
     nnx.update(resized, nnx.state(model))
     return resized
 
