@@ -12,14 +12,14 @@ from flax import nnx
 import diffmem
 from conftest import tiny_dnc
 from diffmem import DNC, DNCCell, DNCState, DNCTrace, models, plots, rundir
-from diffmem.config import ConfigError, apply_overrides, resolve, validate
+from diffmem.config import DNC_SWITCHES, ConfigError, apply_overrides, resolve, validate
 from diffmem.dnc import interface_sizes, split_interface
 from diffmem.models import build_model, count_parameters
 from diffmem.train import train_and_evaluate
 
 B, T, C_IN, C_OUT = 2, 6, 5, 3
 H, N, W, R = 12, 10, 4, 2
-SWITCHES = ("content_masking", "deallocation", "link_sharpness")
+SWITCHES = DNC_SWITCHES
 
 
 def tiny(**kwargs):

@@ -132,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", default="1,16,64")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any model field, e.g. --set model.memory_rows=128 (repeatable)")
+                   help="any configuration field, e.g. --set model.memory_rows=128 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_bench)
     return parser

@@ -18,6 +18,8 @@ from diffmem import models, presets, tasks
 from diffmem.ntm import MEMORY_INITS
 
 OPTIMIZERS = ("adam", "rmsprop")
+# The ModelConfig switches of the DNC's refinements (Csordas & Schmidhuber 2019).
+DNC_SWITCHES = ("content_masking", "deallocation", "link_sharpness")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
 
@@ -267,9 +269,8 @@ def validate(config: Config) -> Config:
     if m.kind == "dnc" and m.write_heads != 1:
         raise ConfigError(f"model.write_heads={m.write_heads!r}: the DNC has one write head; "
                           "leave it at 1")
-    switches = ("content_masking", "deallocation", "link_sharpness")
-    if m.kind != "dnc" and any(getattr(m, name) is True for name in switches):
-        on = [name for name in switches if getattr(m, name) is True]
+    on = [name for name in DNC_SWITCHES if getattr(m, name) is True]
+    if m.kind != "dnc" and on:
         raise ConfigError(f"model.{on[0]}=true is a refinement of the DNC; the {m.kind} has "
                           "no such part: leave it false, or train --model dnc")
     if m.kind != "dnc" and (
@@ -294,8 +295,7 @@ def validate(config: Config) -> Config:
     _positive_int("train.lr_plateau_patience", t.lr_plateau_patience)
     _positive_float("train.lr_min", t.lr_min)
     for section, name in (("train", "early_stop"), ("train", "tensorboard"),
-                          ("model", "content_masking"), ("model", "deallocation"),
-                          ("model", "link_sharpness")):
+                          *(("model", switch) for switch in DNC_SWITCHES)):
         value = getattr(getattr(config, section), name)
         if not isinstance(value, bool):
             raise ConfigError(f"{section}.{name}={value!r} must be true or false")
@@ -334,14 +334,14 @@ def apply_overrides(config: Config, assignments: list[str]) -> Config:
                 + ", ".join(known)
             )
         current = getattr(getattr(config, section), field_name)
-        optional = "None" in str(fields[field_name].type)
-        value = _parse_value(text, raw.strip(), current, optional, fields[field_name].type)
+        value = _parse_value(text, raw.strip(), current, str(fields[field_name].type))
         config = config.replace(**{section: {field_name: value}})
     return validate(config)
 
 
-def _parse_value(text: str, raw: str, current: Any, optional: bool, field_type: Any) -> Any:
-    if optional and raw.lower() in ("none", "null"):
+def _parse_value(text: str, raw: str, current: Any, field_type: str) -> Any:
+    """``raw`` as the field's type (``field_type``, as the dataclass annotates it)."""
+    if "None" in field_type and raw.lower() in ("none", "null"):
         return None
     try:
         if isinstance(current, bool):
@@ -350,7 +350,7 @@ def _parse_value(text: str, raw: str, current: Any, optional: bool, field_type: 
             return raw.lower() in ("true", "1")
         if isinstance(current, int):
             return int(raw)
-        if current is None and "int" in str(field_type):
+        if current is None and "int" in field_type:
             return int(raw)
         if isinstance(current, float) or current is None:
             return float(raw)
