@@ -3,10 +3,10 @@
     python experiments/compare_runs.py RUN_A RUN_B
 
 Compares the validation points of metrics.jsonl (without the fields that measure time), every
-tensor of the checkpoints (parameters, optimiser state), summary.json (without timings and the
-run directory) and config.json. Exits 0 when all are equal, 1 otherwise. Used to show that a
-refactoring leaves training unchanged: train the same command with the code before and after,
-then compare the two runs.
+tensor of the last and the best checkpoints (parameters, optimiser state), summary.json
+(without timings and the run directory) and config.json. Exits 0 when all are equal, 1
+otherwise. Used to show that a refactoring leaves training unchanged: train the same command
+with the code before and after, then compare the two runs.
 """
 
 from __future__ import annotations
@@ -28,19 +28,36 @@ def untimed_metrics(run_dir: Path) -> list[dict]:
             for record in rundir.read_metrics(run_dir)]
 
 
+def untimed_summary(run_dir: Path) -> dict:
+    summary = {k: v for k, v in (rundir.read_summary(run_dir) or {}).items()
+               if k not in UNTIMED_SUMMARY}
+    if summary.get("best"):  # the best point's wall time
+        summary["best"] = {k: v for k, v in summary["best"].items() if k != "seconds"}
+    return summary
+
+
+def same_file(a: Path, b: Path) -> tuple[int, bool]:
+    """The number of tensors of checkpoint ``a``, and whether ``b`` has the same tensors and
+    step (neither file: (0, True))."""
+    if not a.exists() and not b.exists():
+        return 0, True
+    ta, ha = checkpoint.read(a)
+    tb, hb = checkpoint.read(b)
+    same = sorted(ta) == sorted(tb) and all(
+        ta[k].dtype == tb[k].dtype and np.array_equal(ta[k], tb[k]) for k in ta)
+    return len(ta), same and ha["step"] == hb["step"]
+
+
 def compare(a: Path, b: Path) -> list[tuple[str, bool]]:
     """(what, equal) for each part of the two runs."""
-    ta, ha = checkpoint.read(a / checkpoint.FILENAME)
-    tb, hb = checkpoint.read(b / checkpoint.FILENAME)
-    same_tensors = sorted(ta) == sorted(tb) and all(
-        ta[k].dtype == tb[k].dtype and np.array_equal(ta[k], tb[k]) for k in ta)
-    sa, sb = rundir.read_summary(a) or {}, rundir.read_summary(b) or {}
-    untimed = lambda s: {k: v for k, v in s.items() if k not in UNTIMED_SUMMARY}  # noqa: E731
+    last, same_last = same_file(a / checkpoint.FILENAME, b / checkpoint.FILENAME)
+    best, same_best = same_file(a / checkpoint.BEST, b / checkpoint.BEST)
     return [
         (f"metrics.jsonl ({len(untimed_metrics(a))} validation points, timings aside)",
          untimed_metrics(a) == untimed_metrics(b)),
-        (f"checkpoint tensors ({len(ta)}) and step", same_tensors and ha["step"] == hb["step"]),
-        ("summary.json, timings aside", untimed(sa) == untimed(sb)),
+        (f"checkpoint tensors ({last}) and step", same_last),
+        (f"best checkpoint tensors ({best}) and step", same_best),
+        ("summary.json, timings aside", untimed_summary(a) == untimed_summary(b)),
         ("config.json", rundir.read_config(a) == rundir.read_config(b)),
     ]
 

@@ -3,10 +3,11 @@
     python experiments/export_pretrained.py results/reproduce/copy-ntm-lstm-default.json ...
 
 Each argument is a reproduction record (written by experiments/reproduce.py) of a run that
-reached its target. The record's run directory must still hold the run's final checkpoint,
-and its step count must match the record. The model's variables are written, without the
-optimiser state, with the run's configuration and a ``pretrained`` entry that says where the
-model came from: the command that trained it, and its validation and generalisation figures.
+reached its target. The record's run directory must still hold the run's best checkpoint
+(the model its figures are of), and its step count must match the record. The model's
+variables are written, without the optimiser state, with the run's configuration and a
+``pretrained`` entry that says where the model came from: the command that trained it, and its
+validation and generalisation figures.
 
 Where it goes (``diffmem.demo.export_path``): src/diffmem/weights/TASK.safetensors, the task's
 default model (what `diffmem demo TASK` runs), when the task ships no model yet or its default
@@ -36,10 +37,13 @@ def export(record_path: Path) -> Path:
     summary = record["summary"]
     if not summary["reached_target"]:
         raise SystemExit(f"{record_path}: the run did not reach its target; not exporting it")
-    ckpt = Path(summary["run_dir"]) / checkpoint.FILENAME
+    # The evaluated model: the best checkpoint (a run from before there was one: the last).
+    best = summary.get("best")
+    ckpt = Path(summary["run_dir"]) / (checkpoint.BEST if best else checkpoint.FILENAME)
     _, header = checkpoint.read(ckpt)
-    if header["step"] != summary["steps"]:
-        raise SystemExit(f"{ckpt} is at step {header['step']}, the record at {summary['steps']}")
+    step = best["step"] if best else summary["steps"]
+    if header["step"] != step:
+        raise SystemExit(f"{ckpt} is at step {header['step']}, the record at {step}")
     model, config = load(ckpt)
     meta = {
         "config": config.to_dict(), "step": header["step"], "counters": header["counters"],

@@ -3,7 +3,8 @@
 # associative recall and of copy with the default settings (`diffmem train associative-recall`,
 # `diffmem train copy`). Two sweeps run side by side, each pinned to one CPU core with
 # single-threaded XLA: even seeds on core 0, odd seeds on core 1, associative recall first, then
-# copy. The joint tables follow. `seed_study.sh dnc` does the same for the DNC on copy. Every
+# copy. The joint tables follow. `seed_study.sh dnc` does the same for the DNC on copy, and
+# `seed_study.sh copy` or `seed_study.sh associative-recall` for that task alone. Every
 # sweep prints, and its results file holds, per seed: whether the target was reached, in how
 # many sequences and seconds, the generalisation errors and the non-finite events. Seeds
 # already in a results file are kept, so an interrupted study can be run again. About 2 minutes
@@ -13,8 +14,10 @@ cd "$(dirname "$0")/.."
 mkdir -p runs/seeds results/seeds
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+study_tasks=(associative-recall copy)
+case "${1:-}" in copy|associative-recall) study_tasks=("$1") ;; esac
 half() {  # core, name, seeds
-    for task in associative-recall copy; do
+    for task in "${study_tasks[@]}"; do
         pin "$1" python experiments/sweep.py "$task" --seeds "$3" --runs runs/seeds \
             --out "results/seeds/$task-$2.json"
     done > "runs/seeds/study-$2.log" 2>&1
@@ -33,7 +36,7 @@ fi
 half 0 even 0,2,4,6,8 &
 half 1 odd 1,3,5,7,9 &
 wait
-for task in associative-recall copy; do
+for task in "${study_tasks[@]}"; do
     echo "## $task"
     python experiments/sweep.py --table "results/seeds/$task-even.json" "results/seeds/$task-odd.json"
 done

@@ -14,8 +14,9 @@ memory-initialisation comparison (results/memory-init/), for example:
 Each seed runs `diffmem.train.train_and_evaluate` with the task's default configuration (plus
 any --set overrides) in its own run directory under --runs. The results file holds every run's
 summary; the printed Markdown table has, per seed: whether the target was reached, sequences
-and seconds until validation first went below the target, the final validation bits, the
-wrong-bit fractions at the generalisation sizes, and the number of non-finite steps.
+and seconds until validation first went below the target, where the evaluated model (the best
+checkpoint) is from and its validation bits, the wrong-bit fractions at the generalisation
+sizes, and the number of non-finite steps.
 
 An interrupted sweep (Ctrl-C, SIGTERM) goes on where it stopped when run again with the same
 command: seeds already in the results file are kept, and the seed it was training resumes
@@ -153,14 +154,17 @@ def _unseeded(config) -> dict:
 def table(results: list[dict]) -> str:
     sizes = [g["label"] for g in results[0]["generalisation"]]
     head = ["seed", "target reached", "sequences to target", "seconds to target",
-            "final val bits"] + [f"wrong bits, {s}" for s in sizes] + ["non-finite events"]
+            "model at (sequences)", "val bits"] + [f"wrong bits, {s}" for s in sizes] + [
+            "non-finite events"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        first = r["first_below_target"]
+        first, best = r["first_below_target"], r.get("best")
         row = [str(r["seed"]),
                "yes" if r["reached_target"] else "**no**",
                f"{first['sequences']:,}" if first else "never",
                f"{first['seconds']:.0f}" if first else "-",
+               # The evaluated model: the best checkpoint's, or (before 0.8) the last.
+               f"{best['sequences']:,}" if best else f"{r['sequences']:,} (last)",
                f"{r['validation']['bits']:.4f}"]
         row += [f"{100 * g['wrong_bit_fraction']:.2f}%" for g in r["generalisation"]]
         row += [str(_nonfinite(r))]
@@ -172,6 +176,10 @@ def table(results: list[dict]) -> str:
                  + (f", in {min(seconds):.0f} to {max(seconds):.0f} s (median "
                     f"{statistics.median(seconds):.0f} s)" if seconds else "")
                  + f"; non-finite events: {sum(_nonfinite(r) for r in results)}.")
+    checked = [r["best"] for r in results if r.get("best") and r["best"]["check"]]
+    if checked:
+        lines.append(f"{sum(b['passed'] for b in checked)} of {len(checked)} evaluated models "
+                     "passed the generalisation check of the training run.")
     return "\n".join(lines)
 
 

@@ -59,7 +59,7 @@ def tiny() -> "diffmem.config.Config":  # noqa: F821
     return resolve("copy").replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6),
         train=dict(batch_size=4, sequences=32, minutes=None, eval_every=16, val_size=8,
-                   eval_count=4, lr=3e-3),
+                   eval_count=4, generalisation_val_size=4, lr=3e-3),
     )
 
 

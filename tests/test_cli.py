@@ -11,7 +11,8 @@ from diffmem.cli import main
 
 TINY = ["--set", "model.controller_size=16", "--set", "model.memory_rows=16",
         "--set", "model.memory_width=6", "--set", "train.val_size=8",
-        "--set", "train.eval_count=4", "--set", "train.eval_every=16"]
+        "--set", "train.eval_count=4", "--set", "train.eval_every=16",
+        "--set", "train.generalisation_val_size=4"]
 
 
 def test_train_then_eval_then_load_round_trip(tmp_path, capsys):
@@ -55,6 +56,7 @@ def test_resume_continues_a_finished_run_with_a_larger_budget(tmp_path, capsys):
 
 class _EasyCopy(tasks.get("copy").__class__):
     target_bits = 1e9  # every validation point meets it
+    generalisation_check = (({"length": 30}, 1.0),)  # and so does every check
 
 
 def test_resuming_a_run_that_stopped_early_or_ran_out_of_time_trains_no_further(tmp_path):

@@ -208,6 +208,7 @@ def test_config_command_applies_presets_and_overrides_and_rejects_bad_values(cap
     (dict(train=dict(optimizer="sgd")), "sgd"),
     (dict(model=dict(shift_radius=64)), "shift_radius"),
     (dict(train=dict(tensorboard="yes")), "tensorboard"),
+    (dict(train=dict(generalisation_val_size=-1)), "generalisation_val_size"),
 ])
 def test_invalid_configuration_is_rejected_before_training(override, field):
     from diffmem.config import validate

@@ -434,6 +434,9 @@ def test_a_dnc_run_is_loaded_and_evaluated_on_its_evaluation_memory(tiny_dnc_run
     assert shapes(trained) == shapes(model)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["generalisation"]  # evaluated after training, on the 24 rows
+    # and checked at every log point on them too
+    assert [c["label"] for c in summary["best"]["check"]] == ["length 30", "length 50",
+                                                              "length 120"]
 
 
 def test_a_feed_forward_dnc_runs_and_its_gradients_are_finite():

@@ -66,7 +66,9 @@ def test_report_has_every_section_with_embedded_figures(tiny_run, report):
     text = " ".join(page.text)
     summary = json.loads((run_dir / "summary.json").read_text())
     for expected in ("model.memory_rows", "train.batch_size", "length 120", summary["status"],
-                     "lengths 1 to 20", "One sequence at length 5"):
+                     "lengths 1 to 20", "One sequence at length 5",
+                     f"the best validation point's (best.safetensors), at "
+                     f"{summary['best']['sequences']} sequences; generalisation check"):
         assert expected in text
     assert f"{summary['validation']['bits']:.4f}" in text
 

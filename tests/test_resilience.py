@@ -27,7 +27,7 @@ TINY = ["--batch-size", "4", "--sequences", "400", "--no-early-stop",
         "--set", "model.controller_size=16", "--set", "model.memory_rows=16",
         "--set", "model.memory_width=6", "--set", "train.minutes=none",
         "--set", "train.eval_every=16", "--set", "train.val_size=8",
-        "--set", "train.eval_count=4"]
+        "--set", "train.eval_count=4", "--set", "train.generalisation_val_size=4"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,14 @@ def _assert_same_run(a, b):
     assert untimed(a) == untimed(b)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
     assert sa["validation"] == sb["validation"] and sa["generalisation"] == sb["generalisation"]
+    assert sa["last_validation"] == sb["last_validation"]
+    # The same best point and model.
+    untimed_best = lambda s: {k: v for k, v in s["best"].items() if k != "seconds"}  # noqa: E731
+    assert untimed_best(sa) == untimed_best(sb)
+    ba, bb = checkpoint.read(a / checkpoint.BEST), checkpoint.read(b / checkpoint.BEST)
+    assert ba[1]["step"] == bb[1]["step"] == sa["best"]["step"] and sorted(ba[0]) == sorted(bb[0])
+    for name in ba[0]:
+        np.testing.assert_array_equal(ba[0][name], bb[0][name], err_msg=name)
 
 
 def test_a_killed_training_process_resumes_to_the_same_run(uninterrupted, tmp_path):
@@ -132,7 +140,8 @@ def _nan_config(task, **train):
     return resolve(task).replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6),
         train={**dict(batch_size=4, sequences=800, minutes=None, eval_every=64, val_size=8,
-                      eval_count=4, early_stop=False, tensorboard=False), **train})
+                      eval_count=4, generalisation_val_size=4, early_stop=False,
+                      tensorboard=False), **train})
 
 
 def _first_poisoned_update(config, stream=0, start=0):

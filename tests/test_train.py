@@ -7,6 +7,7 @@ import pytest
 from flax import nnx
 
 import diffmem
+import diffmem.train as train_module
 from diffmem import checkpoint, rundir, tasks
 from diffmem.config import resolve
 from diffmem.models import build_model
@@ -17,6 +18,7 @@ from diffmem.train import (
     learning_rate,
     make_optimizer,
     make_train_step,
+    rank,
     train_and_evaluate,
 )
 
@@ -71,7 +73,7 @@ def test_a_run_writes_config_metrics_checkpoint_summary_and_events(tiny_run, tin
     summary = json.loads((d / "summary.json").read_text())
     assert summary["sequences"] == 32 and summary["status"] == "budget: sequences"
     assert [g["size"]["length"] for g in summary["generalisation"]] == [10, 20, 30, 50, 80, 120]
-    assert (d / checkpoint.FILENAME).exists()
+    assert (d / checkpoint.FILENAME).exists() and (d / checkpoint.BEST).exists()
     assert not list(d.glob("*.tmp"))
     # The same validation points as TensorBoard scalars, against sequences seen.
     scalars = _tensorboard_scalars(d / "tensorboard")
@@ -90,6 +92,78 @@ def test_a_run_returns_its_model_and_summary_as_loaded_from_its_directory(tmp_pa
     assert config == tiny_config.replace(train=dict(sequences=16))
     x = tasks.get("copy").sample(jax.random.key(9), 2, length=5).inputs
     np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
+
+
+def test_the_best_log_point_is_kept_as_the_checkpoint_that_load_returns(tiny_run):
+    d, model = tiny_run
+    lines = rundir.read_metrics(d)
+    summary = json.loads((d / "summary.json").read_text())
+    best = summary["best"]
+    labels = ["length 30", "length 50", "length 120"]  # copy's generalisation check
+    assert all(list(line["check"]) == labels for line in lines)
+    assert [c["label"] for c in best["check"]] == labels
+    # Untrained, no point meets the target: the best is the one with the fewest bits.
+    chosen = min(lines, key=lambda line: line["val_bits"])
+    assert best["sequences"] == chosen["sequences"]
+    assert summary["validation"]["bits"] == pytest.approx(chosen["val_bits"])
+    assert summary["last_validation"]["bits"] == pytest.approx(lines[-1]["val_bits"])
+    header = checkpoint.read(d / checkpoint.BEST)[1]
+    assert (header["step"], header["counters"]["sequences"]) == (best["step"], best["sequences"])
+
+
+def test_the_model_kept_is_the_best_points_not_the_last(tmp_path, tiny_config, monkeypatch):
+    # A ranking under which every point is worse than the one before: the first is the best.
+    places = iter(range(100))
+    monkeypatch.setattr(train_module, "rank", lambda *args: [float(next(places))])
+    run = train_and_evaluate(tiny_config, tmp_path)
+    lines = rundir.read_metrics(tmp_path)
+    assert run.summary["best"]["sequences"] == lines[0]["sequences"] == 16
+    assert run.summary["validation"]["bits"] == pytest.approx(lines[0]["val_bits"])
+    assert run.summary["last_validation"]["bits"] == pytest.approx(lines[1]["val_bits"])
+    model, _ = diffmem.load(tmp_path)
+    x = tasks.get("copy").sample(jax.random.key(9), 2, length=5).inputs
+    np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
+    # and it is not the last checkpoint's
+    last = checkpoint.read_state(tmp_path / checkpoint.FILENAME, nnx.state(model))
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(jax.tree.leaves(last), jax.tree.leaves(nnx.state(model))))
+
+
+def test_the_best_point_is_ranked_by_target_then_check_then_wrong_bits_then_bits():
+    passed = lambda wrong: [{"passed": True, "wrong_bit_fraction": wrong}]  # noqa: E731
+    failed = [{"passed": False, "wrong_bit_fraction": 0.001}]
+    best_first = [rank(True, passed(0.0), 0.04), rank(True, passed(0.0), 0.045),
+                  rank(True, passed(0.005), 0.01), rank(True, failed, 0.001),
+                  rank(False, passed(0.0), 0.06), rank(False, failed, 0.07)]
+    assert best_first == sorted(best_first)
+    # Before the target, the check's figures do not count; nothing non-finite is stored.
+    assert rank(False, failed, 0.5) == rank(False, passed(0.0), 0.5)
+    assert all(np.isfinite(rank(True, [{"passed": False, "wrong_bit_fraction": float("nan")}],
+                                float("nan"))))
+
+
+@pytest.mark.parametrize("tolerance, status, points", [
+    (1.0, "target reached", 1),  # the check passes at once
+    (-1.0, "budget: sequences", 2),  # it never passes: train to the budget
+    (None, "target reached", 1),  # no check (train.generalisation_val_size=0)
+])
+def test_early_stopping_waits_for_the_generalisation_check(tmp_path, tiny_config, tolerance,
+                                                           status, points):
+    class EasyCopy(Copy):
+        target_bits = 1e9  # every validation point meets it
+        generalisation_check = (({"length": 30}, tolerance or 0.0),)
+
+    tasks.register("easy-copy-check", EasyCopy)
+    try:
+        config = tiny_config.replace(task="easy-copy-check", train=dict(
+            patience=1, tensorboard=False, generalisation_val_size=0 if tolerance is None else 4))
+        summary = train_and_evaluate(config, tmp_path).summary
+    finally:
+        tasks._REGISTRY.pop("easy-copy-check", None)
+    assert summary["status"] == status
+    assert len(rundir.read_metrics(tmp_path)) == points
+    assert summary["best"]["passed"] is (tolerance != -1.0)
+    assert len(summary["best"]["check"]) == (0 if tolerance is None else 1)
 
 
 def test_a_second_run_in_the_same_directory_is_refused(tiny_run, tiny_config):
@@ -202,7 +276,7 @@ def test_lstm_baseline_trains_and_evaluates_like_an_ntm(tmp_path):
     config = resolve("copy", "lstm").replace(
         model=dict(controller_size=16, controller_layers=2),
         train=dict(batch_size=4, sequences=16, minutes=None, eval_every=16, val_size=8,
-                   eval_count=4),
+                   eval_count=4, generalisation_val_size=4),
     )
     run = train_and_evaluate(config, tmp_path / "run")
     assert run.summary["model"] == "lstm" and run.summary["paper_parameters"] is None

@@ -24,7 +24,8 @@ from diffmem.rundir import atomic_write
 
 FORMAT = "diffmem-checkpoint"
 VERSION = 1
-FILENAME = "checkpoint.safetensors"
+FILENAME = "checkpoint.safetensors"  # the last log point's: what a resumed run goes on from
+BEST = "best.safetensors"  # the best log point's model: what eval, load and the demo use
 
 
 class CheckpointError(ValueError):
@@ -98,6 +99,12 @@ def restore_state(path: Path, template: nnx.State, tensors: dict[str, np.ndarray
         flat.append((key_path, var.replace(_fitting(path, name, tensors, var[...]))))
     _no_extra(path, "model/", tensors, {n for n in _flatten_state("model", template)})
     return nnx.from_flat_state(flat)
+
+
+def read_state(path: str | os.PathLike, template: nnx.State) -> nnx.State:
+    """The ``model/`` tensors of the checkpoint at ``path``, shaped like ``template``."""
+    path = Path(path)
+    return restore_state(path, template, read(path)[0])
 
 
 def restore_tree(path: Path, template: Any, tensors: dict[str, np.ndarray], prefix: str) -> Any:

@@ -80,7 +80,13 @@ class TrainConfig:
     eval_every: int = 4_000  # sequences between validation / log points
     val_size: int = 512  # sequences in the fixed, seeded validation set
     eval_count: int = 256  # sequences per size in the final generalisation evaluation
-    early_stop: bool = True  # stop once validation bits < the task's target
+    # Sequences per size of the task's generalisation check (Task.generalisation_check),
+    # validated at every log point beside the training distribution: the run keeps the best
+    # checkpoint by it and does not stop early before it passes. 0: no check (the best
+    # checkpoint is then the one with the lowest validation bits).
+    generalisation_val_size: int = 64
+    # Stop once validation bits < the task's target and the generalisation check passes...
+    early_stop: bool = True
     patience: int = 2  # ... at this many consecutive validation points
     tensorboard: bool = True  # write TensorBoard event files to RUN_DIR/tensorboard
     # After a non-finite loss or gradient (the update is always skipped): "rollback" returns to
@@ -255,9 +261,10 @@ def validate(config: Config) -> Config:
         _positive_int(f"model.{name}", getattr(m, name))
     for name in ("batch_size", "sequences", "eval_every", "val_size", "eval_count", "patience"):
         _positive_int(f"train.{name}", getattr(t, name))
-    if not isinstance(t.max_rollbacks, int) or isinstance(t.max_rollbacks, bool) \
-            or t.max_rollbacks < 0:
-        raise ConfigError(f"train.max_rollbacks={t.max_rollbacks!r} must be an integer >= 0")
+    for name in ("max_rollbacks", "generalisation_val_size"):
+        value = getattr(t, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"train.{name}={value!r} must be an integer >= 0")
     if m.eval_memory_rows is not None:
         _positive_int("model.eval_memory_rows", m.eval_memory_rows)
         if not models.get(m.kind).resizable_memory:

@@ -45,6 +45,17 @@ def _number(value: float | None, spec: str) -> str:
     return "nan" if value is None else format(value, spec)
 
 
+def _check(r: dict[str, Any]) -> str:
+    """A log point's generalisation check as wrong bits per size, e.g. " (wrong at length=30
+    0.00%, length=120 1.20%)"; "" without one."""
+    check = r.get("check")
+    if not check:
+        return ""
+    sizes = ", ".join(f"{label} {_number(None if w is None else 100 * w, '.2f')}%"
+                      for label, w in check.items())
+    return f" (wrong at {sizes})"
+
+
 class _TimeLeft(ProgressColumn):
     """The time left of the binding budget (see ``ConsoleReporter.time_left``)."""
 
@@ -127,7 +138,8 @@ class ConsoleReporter(Reporter):
         left = self.time_left(r["sequences_per_second"])
         self.console.print(
             f"{r['sequences']:>10,} seq  {_clock(r['wall_seconds'])}  loss {loss}  bits {bits}"
-            f"  val {val}  {speed} seq/s  {_clock(left)} left", highlight=False, soft_wrap=True)
+            f"  val {val}{_check(r)}  {speed} seq/s  {_clock(left)} left", highlight=False,
+            soft_wrap=True)
 
     def rewind(self, sequences: int) -> None:
         self.done = sequences
@@ -168,6 +180,16 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("first below target", "never" if first is None else
          f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
     ]
+    best = s.get("best")
+    if best is not None:
+        check = "".join(f"; {r['label']}: {100 * r['wrong_bit_fraction']:.2f}% wrong (at most "
+                        f"{100 * r['tolerance']:g}%)" for r in best["check"]
+                        if r["wrong_bit_fraction"] is not None)
+        verdict = ("" if not best["check"] else
+                   ", generalisation check passed" if best["passed"] else
+                   ", generalisation check NOT passed")
+        rows.append(("model evaluated", f"the best checkpoint, at {best['sequences']:,} "
+                                        f"sequences{verdict}{check}"))
     for label, value in rows:
         table.add_row(label, value)
     for g in s["generalisation"]:

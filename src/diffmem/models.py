@@ -151,8 +151,9 @@ def count_parameters(model: nnx.Module) -> int:
 
 
 def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
-    """Load the trained model of a run directory (or a checkpoint file) and its configuration,
-    on the memory it is evaluated with (``ModelConfig.eval_memory_rows``, if set).
+    """Load the trained model of a run directory (its best checkpoint) or of a checkpoint
+    file, and its configuration, on the memory it is evaluated with
+    (``ModelConfig.eval_memory_rows``, if set).
 
     >>> model, config = diffmem.load("runs/copy")            # doctest: +SKIP
     >>> logits, state = model(inputs)  # inputs (B, T, C_in) -> logits (B, T, C_out)
@@ -162,8 +163,9 @@ def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
     from diffmem.config import Config, ConfigError
 
     path = Path(run_dir)
-    if path.is_dir():
-        path = path / checkpoint.FILENAME
+    if path.is_dir():  # the best checkpoint; a run from before there was one has the last
+        best = path / checkpoint.BEST
+        path = best if best.is_file() else path / checkpoint.FILENAME
     elif not path.exists():
         raise checkpoint.CheckpointError(f"no run directory or checkpoint at {path}")
     tensors, header = checkpoint.read(path)

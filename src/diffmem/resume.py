@@ -25,6 +25,7 @@ from diffmem import checkpoint, rundir
 from diffmem.config import RESUMABLE_TRAIN_FIELDS, Config
 
 ROLLBACK_PREFIX = "rollback"  # checkpoint tensors of the rollback point (interrupts only)
+BEST_PREFIX = "best"  # checkpoint tensors of the best log point's parameters
 
 
 class TrainState(NamedTuple):
@@ -50,6 +51,7 @@ class RollbackPoint(NamedTuple):
     sequences: int
     streak: int
     first_target: FirstTarget | None
+    check_streak: int = 0
 
 
 @dataclass
@@ -62,6 +64,10 @@ class LoopState:
     seconds: float = 0.0  # wall time at the last log point, earlier attempts included
     streak: int = 0  # validation points in a row below the target
     first_target: FirstTarget | None = None
+    check_streak: int = 0  # validation points in a row that passed the generalisation check
+    # The best log point so far (what diffmem.train.log_point records), None before the first;
+    # its parameters are ``best_params``.
+    best: dict[str, Any] | None = None
     rollbacks: int = 0
     nonfinite: list[dict[str, Any]] = field(default_factory=list)  # events, as in the summary
     pending: list[dict[str, Any]] = field(default_factory=list)  # update metrics since last log
@@ -69,9 +75,11 @@ class LoopState:
     log_time: float = 0.0  # perf_counter() at the last log point (or the start)
     log_sequences: int = 0  # sequences at the last log point
     validation: dict[str, Any] | None = None  # the last log point's validation metrics
+    best_params: nnx.State | None = None  # saved as checkpoint tensors, not as counters
 
     def mark(self) -> RollbackPoint:
-        return RollbackPoint(self.state, self.sequences, self.streak, self.first_target)
+        return RollbackPoint(self.state, self.sequences, self.streak, self.first_target,
+                             self.check_streak)
 
     def roll_back(self) -> None:
         """Return to the rollback point, with a fresh batch stream."""
@@ -79,7 +87,7 @@ class LoopState:
         point = self.rollback
         self.state = point.state._replace(stream=jnp.asarray(self.rollbacks, jnp.int32))
         self.sequences, self.streak = point.sequences, point.streak
-        self.first_target = point.first_target
+        self.first_target, self.check_streak = point.first_target, point.check_streak
 
     def counters(self, interrupted: bool = False) -> dict[str, Any]:
         """The checkpoint header's counters. An interrupt between log points also stores the
@@ -87,11 +95,12 @@ class LoopState:
         point = self.rollback
         return {
             "sequences": self.sequences, "seconds": self.seconds, "streak": self.streak,
-            "first_target": _as_dict(self.first_target), "rollbacks": self.rollbacks,
-            "nonfinite": self.nonfinite,
+            "first_target": _as_dict(self.first_target), "check_streak": self.check_streak,
+            "best": self.best, "rollbacks": self.rollbacks, "nonfinite": self.nonfinite,
             "pending": pack_pending(self.pending) if interrupted else None,
             "rollback": {"sequences": point.sequences, "streak": point.streak,
                          "first_target": _as_dict(point.first_target),
+                         "check_streak": point.check_streak,
                          "step": int(point.state.step)} if interrupted else None,
         }
 
@@ -104,15 +113,37 @@ def _first_target(data: dict[str, Any] | None) -> FirstTarget | None:
     return None if data is None else FirstTarget(data["sequences"], data["seconds"])
 
 
-def save_checkpoint(path: Path, config: Config, loop: LoopState, rest: nnx.State, status: str,
-         interrupted: bool = False) -> None:
-    """Checkpoint the run; after an interrupt, with the rollback point's arrays beside it."""
+def save_checkpoint(run_dir: Path, config: Config, loop: LoopState, rest: nnx.State,
+                    status: str, interrupted: bool = False) -> None:
+    """Checkpoint the run, with the best log point's parameters beside its own (and, after an
+    interrupt, the rollback point's arrays); then write the best model on its own.
+
+    The last checkpoint alone is what a resumed run reads, best parameters included, and it
+    is written first: a kill between the two writes leaves the best model one point behind,
+    and resuming writes it again (``resume_run``)."""
     point = loop.rollback
-    extra = {ROLLBACK_PREFIX: (point.state.params, point.state.opt_state)} if interrupted else None
+    extra = {} if loop.best_params is None else {BEST_PREFIX: loop.best_params}
+    if interrupted:
+        extra[ROLLBACK_PREFIX] = (point.state.params, point.state.opt_state)
     meta = {"config": config.to_dict(), "step": int(loop.state.step),
             "counters": loop.counters(interrupted), "status": status}
     model_state = nnx.merge_state(loop.state.params, rest)
-    checkpoint.save(path, model_state, meta, loop.state.opt_state, extra)
+    checkpoint.save(run_dir / checkpoint.FILENAME, model_state, meta, loop.state.opt_state, extra)
+    save_best(run_dir, config, loop, rest)
+
+
+def save_best(run_dir: Path, config: Config, loop: LoopState, rest: nnx.State) -> None:
+    """Write the best log point's model as ``best.safetensors`` (no optimiser state: it is
+    for evaluation), if it has changed since the file was written."""
+    best, path = loop.best, run_dir / checkpoint.BEST
+    if best is None:
+        return
+    if path.is_file() and checkpoint.read(path)[1].get("best") == best:
+        return
+    meta = {"config": config.to_dict(), "step": best["step"],
+            "counters": {"sequences": best["sequences"], "seconds": best["seconds"]},
+            "status": "best", "best": best}
+    checkpoint.save(path, nnx.merge_state(loop.best_params, rest), meta)
 
 
 def start_run(run_dir: Path, model: nnx.Module, tx: optax.GradientTransformation) -> LoopState:
@@ -123,6 +154,8 @@ def start_run(run_dir: Path, model: nnx.Module, tx: optax.GradientTransformation
             f"{run_dir} already holds a run ({checkpoint.FILENAME}); pass --resume to continue "
             "it or choose another --run-dir"
         )
+    # A best checkpoint without a last one is from an attempt killed at its first log point.
+    (run_dir / checkpoint.BEST).unlink(missing_ok=True)
     rundir.start_metrics(run_dir)
     _, params, _ = nnx.split(model, nnx.Param, ...)
     zero = jnp.asarray(0, jnp.int32)
@@ -148,20 +181,24 @@ def resume_run(run_dir: Path, config: Config, model: nnx.Module,
     nnx.update(model, checkpoint.restore_state(path, nnx.state(model), tensors))
     _, params, _ = nnx.split(model, nnx.Param, ...)
     opt_state = checkpoint.restore_tree(path, tx.init(params), tensors, "optimizer")
-    c = {"seconds": 0.0, "streak": 0, "first_target": None, "rollbacks": 0, "nonfinite": [],
-         "pending": None, "rollback": None, **header["counters"]}
+    c = {"seconds": 0.0, "streak": 0, "first_target": None, "check_streak": 0, "best": None,
+         "rollbacks": 0, "nonfinite": [], "pending": None, "rollback": None,
+         **header["counters"]}
     state = TrainState(params, opt_state, jnp.asarray(header["step"], jnp.int32),
                        jnp.asarray(c["rollbacks"], jnp.int32))
     loop = LoopState(state, c["sequences"], c["seconds"], c["streak"],
-                     _first_target(c["first_target"]), c["rollbacks"], c["nonfinite"],
-                     unpack_pending(c["pending"]))
+                     _first_target(c["first_target"]), c["check_streak"], c["best"],
+                     c["rollbacks"], c["nonfinite"], unpack_pending(c["pending"]))
     loop.rollback = loop.mark()
+    if c["best"] is not None:
+        loop.best_params = checkpoint.restore_tree(path, params, tensors, BEST_PREFIX)
     if c["rollback"]:  # interrupted between log points: the last log point's state is stored
         point = c["rollback"]
         good = checkpoint.restore_tree(path, (params, opt_state), tensors, ROLLBACK_PREFIX)
         loop.rollback = RollbackPoint(
             TrainState(*good, jnp.asarray(point["step"], jnp.int32), state.stream),
-            point["sequences"], point["streak"], _first_target(point["first_target"]))
+            point["sequences"], point["streak"], _first_target(point["first_target"]),
+            point.get("check_streak", 0))
     rundir.truncate_metrics(run_dir, loop.sequences)
     return loop
 

@@ -3,7 +3,9 @@
     RUN_DIR/
       config.json               the resolved configuration (``write_config``, ``read_config``)
       metrics.jsonl             one JSON object per validation point (``append_metrics``, ...)
-      checkpoint.safetensors    parameters, optimiser state and counters (``diffmem.checkpoint``)
+      checkpoint.safetensors    the last log point: parameters, optimiser state and counters,
+                                for resuming (``diffmem.checkpoint``)
+      best.safetensors          the best log point's model, for evaluation (``diffmem.train``)
       summary.json              the outcome, written once training ends (``write_summary``)
       tensorboard/              TensorBoard event files (``tensorboard_writer``)
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -184,6 +187,8 @@ def log_scalars(writer, record: dict[str, Any], grad_norm: float) -> None:
         "train/learning_rate": record["lr"],
         "speed/sequences_per_second": record["sequences_per_second"],
     }
+    for label, wrong in record.get("check", {}).items():  # e.g. check/length_120
+        scalars["check/" + re.sub(r"[^A-Za-z0-9]+", "_", label)] = wrong
     for tag, value in scalars.items():
         if value is not None and math.isfinite(value):
             writer.add_scalar(tag, value, record["sequences"])

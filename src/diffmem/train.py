@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from diffmem import checkpoint, losses, rundir, tasks
+from diffmem import losses, rundir, tasks
 from diffmem.config import Config, TrainConfig, paper_parameters, validate
 from diffmem.models import build_model, count_parameters, for_evaluation
 from diffmem.resume import (
@@ -210,10 +210,7 @@ def evaluate(
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     eval_step = make_eval_step(graphdef, rest)
-    sets = []
-    for size in sizes:
-        size_seed = seed + zlib.crc32(json.dumps(size, sort_keys=True).encode())
-        sets.append(fixed_batches(task, count, size_seed, **size))
+    sets = [fixed_batches(task, count, size_seed(seed, size), **size) for size in sizes]
     # Right-pad every set to the longest T (mask 0): outputs at real steps do not depend on
     # later steps, and one compiled function then serves all sizes.
     T = max(b.inputs.shape[1] for batches in sets for b in batches)
@@ -225,6 +222,11 @@ def evaluate(
             result["optimal_bits"] = optimum
         rows.append({"size": size, "label": task.describe_size(size), **result})
     return rows
+
+
+def size_seed(seed: int, size: dict[str, Any]) -> int:
+    """The seed of a fixed set at ``size``: ``seed`` and the size alone fix it."""
+    return seed + zlib.crc32(json.dumps(size, sort_keys=True).encode())
 
 
 def _pad_time(batch: Batch, T: int) -> Batch:
@@ -252,6 +254,55 @@ class Validation(NamedTuple):
     batches: list[Batch]
     optimum: float | None  # the task's optimal predictor's bits per sequence, if it has one
     target: float  # bits per sequence to get below
+    check: Check | None = None  # the generalisation check, if the task and config have one
+
+
+class Check(NamedTuple):
+    """The generalisation check: fixed sets at sizes beyond the training range, validated at
+    every log point on the memory the model is evaluated with (``Task.generalisation_check``)."""
+
+    sets: list[tuple[str, float, list[Batch]]]  # (size label, largest wrong fraction, batches)
+    eval_step: Callable
+
+
+def make_check(task: Task, config: Config, model: nnx.Module) -> Check | None:
+    """The run's generalisation check, or None where the task has none or
+    ``train.generalisation_val_size`` is 0. Its sets are drawn from the validation seed, apart
+    from the final evaluation's, so that choosing a checkpoint by them does not tune to those."""
+    count = config.train.generalisation_val_size
+    if count == 0 or not task.generalisation_check:
+        return None
+    graphdef, _, rest = nnx.split(for_evaluation(model, config), nnx.Param, ...)
+    # Each size at its own length (a compiled program each), not padded to the longest: the
+    # short sizes then cost what they are, and counting more of them is cheap.
+    sets = [(task.describe_size(size), tolerance,
+             fixed_batches(task, count, size_seed(VALIDATION_SEED, size), **size))
+            for size, tolerance in task.generalisation_check]
+    return Check(sets, make_eval_step(graphdef, rest))
+
+
+def run_check(check: Check, params: nnx.State) -> list[dict[str, Any]]:
+    """The check's figures at each size, and whether the size passed."""
+    rows = []
+    for label, tolerance, batches in check.sets:
+        r = evaluate_batches(check.eval_step, params, batches)
+        rows.append({"label": label, "bits": r["bits"], "wrong_bit_fraction":
+                     r["wrong_bit_fraction"], "tolerance": tolerance,
+                     "passed": bool(r["wrong_bit_fraction"] <= tolerance)})
+    return rows
+
+
+def rank(target_met: bool, check: list[dict[str, Any]], val_bits: float) -> list[float]:
+    """A log point's place in the choice of the best checkpoint, smaller being better,
+    compared in order: the validation target met; the check passed; the fraction of wrong
+    bits summed over the check's sizes; the validation bits. Before the target is met only
+    the validation bits count: beyond the training range the figures mean little yet."""
+    worst = 1e30  # for a non-finite figure; JSON has no infinity
+    finite = lambda x: x if x is not None and math.isfinite(x) else worst  # noqa: E731
+    if not target_met:
+        return [1.0, 0.0, 0.0, finite(val_bits)]
+    return [0.0, float(not all(r["passed"] for r in check)),
+            sum(finite(r["wrong_bit_fraction"]) for r in check), finite(val_bits)]
 
 
 class Clock(NamedTuple):
@@ -290,9 +341,11 @@ def train_and_evaluate(
 
     Writes ``config.json``, ``metrics.jsonl`` (one object per validation point), TensorBoard
     event files under ``tensorboard/`` (unless ``config.train.tensorboard`` is False),
-    ``checkpoint.safetensors`` (after every validation point and at the end) and
-    ``summary.json`` (see ``diffmem.rundir``). With ``resume=True`` continues the run saved
-    in ``run_dir`` exactly.
+    ``checkpoint.safetensors`` (after every validation point and at the end),
+    ``best.safetensors`` (the model of the best validation point so far, see ``rank``) and
+    ``summary.json`` (see ``diffmem.rundir``). The returned model and the summary's figures
+    are the best checkpoint's. With ``resume=True`` continues the run saved in ``run_dir``
+    exactly.
     """
     started = time.perf_counter()
     config = validate(config)
@@ -310,7 +363,8 @@ def train_and_evaluate(
     eval_step = make_eval_step(graphdef, rest)
     batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
     optimum = optimal_bits(task, batches)
-    validation = Validation(batches, optimum, task.target(optimum))
+    validation = Validation(batches, optimum, task.target(optimum),
+                            make_check(task, config, model))
 
     # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
@@ -336,7 +390,9 @@ def train_and_evaluate(
             s.tensorboard.close()
 
     _save(s, loop, status)
-    model = nnx.merge(graphdef, loop.state.params, rest)
+    # The best log point's model is the run's result (the last one's without a log point).
+    best = loop.state.params if loop.best_params is None else loop.best_params
+    model = nnx.merge(graphdef, best, rest)
     summary = summarise(loop, s, model, task, status, n_params, compile_seconds)
     s.reporter.summary(summary)
     return Run(model, summary)
@@ -383,6 +439,8 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
         return after_nonfinite(loop, s, metrics, now)
 
     loop.validation = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
+    check = [] if s.validation.check is None else run_check(s.validation.check,
+                                                             loop.state.params)
     record = rundir.finite_or_none({
         "sequences": loop.sequences,
         "step": int(loop.state.step),
@@ -394,6 +452,7 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
         "lr": learning_rate(t, loop.state.opt_state, int(loop.state.step)),
         "sequences_per_second": speed,
         "wall_seconds": loop.seconds,
+        **({"check": {r["label"]: r["wrong_bit_fraction"] for r in check}} if check else {}),
     })
     rundir.append_metrics(s.run_dir, record)
     s.reporter.log(record)
@@ -404,8 +463,17 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
 
     target_met = loop.validation["bits"] < s.validation.target
     loop.streak = loop.streak + 1 if target_met else 0
+    passed = all(r["passed"] for r in check)
+    loop.check_streak = loop.check_streak + 1 if passed else 0
     if target_met and loop.first_target is None:
         loop.first_target = FirstTarget(loop.sequences, loop.seconds)
+    place = rank(target_met, check, loop.validation["bits"])
+    if loop.best is None or place < loop.best["rank"]:
+        loop.best_params = loop.state.params
+        loop.best = rundir.finite_or_none({
+            "sequences": loop.sequences, "seconds": loop.seconds, "step": int(loop.state.step),
+            "rank": place, "validation": loop.validation, "check": check,
+            "passed": passed})
     _save(s, loop, "running")
     loop.rollback = loop.mark()
     return stop_reason(t, loop, out_of_time)
@@ -441,20 +509,21 @@ def after_nonfinite(loop: LoopState, s: Session, metrics: dict[str, np.ndarray],
         f"[red]Non-finite {quantity} at update {first:,}; that update was skipped, so the "
         f"parameters are finite, and training stops ({why})."
     )
-    loop.validation = None  # the final validation is of the parameters as they are now
+    loop.validation = None  # the last validation is of the parameters as they are now
     return f"stopped: non-finite {quantity} at update {first}"
 
 
 def stop_reason(t: TrainConfig, loop: LoopState, out_of_time: bool) -> str | None:
-    """Why a run stops at a log point, or None if it goes on: the validation target met at
-    ``patience`` points in a row (with early stopping on), or the minutes spent."""
-    if t.early_stop and loop.streak >= t.patience:
+    """Why a run stops at a log point, or None if it goes on: the validation target met and
+    the generalisation check passed at ``patience`` points in a row (with early stopping on),
+    or the minutes spent."""
+    if t.early_stop and min(loop.streak, loop.check_streak) >= t.patience:
         return "target reached"
     return "budget: minutes" if out_of_time else None
 
 
 def _save(s: Session, loop: LoopState, status: str, interrupted: bool = False) -> None:
-    save_checkpoint(s.run_dir / checkpoint.FILENAME, s.config, loop, s.rest, status, interrupted)
+    save_checkpoint(s.run_dir, s.config, loop, s.rest, status, interrupted)
 
 
 @contextlib.contextmanager
@@ -489,10 +558,13 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
               parameters: int, compile_seconds: float) -> dict[str, Any]:
     """The run's outcome, with its evaluation beyond the training range; written to
     ``summary.json``."""
-    config, t = s.config, s.config.train
-    # The loop ends on a log point, whose validation is the final one (unless it never ran).
-    final = loop.validation or evaluate_batches(s.eval_step, loop.state.params,
-                                                s.validation.batches)
+    config, t, best = s.config, s.config.train, loop.best
+    # ``model`` is the best log point's, whose validation is stored; without one (a run
+    # stopped before its first log point), the last parameters'.
+    if best is not None:
+        final = best["validation"]
+    else:
+        final = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
     if s.validation.optimum is not None:
         final = {**final, "optimal_bits": s.validation.optimum}
     summary = rundir.finite_or_none({
@@ -508,8 +580,14 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "compile_seconds": compile_seconds,
         "target_bits": s.validation.target,
         "paper_parameters": paper_parameters(config),
-        "reached_target": final["bits"] < s.validation.target,
+        "reached_target": final["bits"] is not None and final["bits"] < s.validation.target,
         "first_below_target": loop.first_target and loop.first_target._asdict(),
+        # Where the evaluated model comes from: the best log point (checkpoint.BEST), its
+        # generalisation check, and the last log point's validation for comparison.
+        "best": best and {k: best[k] for k in ("sequences", "seconds", "step", "check",
+                                                "passed")},
+        "last_validation": loop.validation or evaluate_batches(
+            s.eval_step, loop.state.params, s.validation.batches),
         "nonfinite_events": loop.nonfinite,
         "rollbacks": loop.rollbacks,
         "validation": final,

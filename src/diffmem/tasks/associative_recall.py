@@ -31,6 +31,7 @@ class AssociativeRecall(Task):
     name = "associative-recall"
     target_bits = 0.1
     eval_sizes = tuple({"items": k} for k in (6, 8, 10, 12, 15, 20))
+    generalisation_check = (({"items": 12}, 0.01),)
     example_size = {"items": 10}
     item_steps = 3  # vectors per item
 

@@ -37,6 +37,11 @@ class Task(abc.ABC):
     target_bits_above_optimum: float | None = None
     # The sizes at which ``diffmem eval`` measures generalisation, by default.
     eval_sizes: tuple[Any, ...]
+    # Sizes beyond the training range that every validation point also checks, each with the
+    # largest fraction of wrong bits at which the model still counts as generalising there.
+    # Training keeps the checkpoint that does best on them and, stopping early, trains on
+    # past the target until all of them pass (diffmem.train). Empty: the task has none.
+    generalisation_check: tuple[tuple[dict[str, Any], float], ...] = ()
     # One size beyond the training range, for memory figures and ``diffmem demo`` ({}: the
     # training distribution, for tasks without size controls).
     example_size: dict[str, Any] = {}

@@ -37,6 +37,8 @@ class RepeatCopy(Task):
         {"length": 20, "repeats": 10},
         {"length": 10, "repeats": 20},
     )
+    generalisation_check = (({"length": 20, "repeats": 10}, 0.01),
+                            ({"length": 10, "repeats": 20}, 0.01))
     example_size = {"length": 12, "repeats": 10}
 
     def __init__(self, min_length: int = 1, max_length: int = 10, min_repeats: int = 1,
