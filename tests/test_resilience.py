@@ -140,7 +140,7 @@ def _nan_config(task, **train):
     return resolve(task).replace(
         model=dict(controller_size=16, memory_rows=16, memory_width=6),
         train={**dict(batch_size=4, sequences=800, minutes=None, eval_every=64, val_size=8,
-                      eval_count=4, generalisation_val_size=4, early_stop=False,
+                      eval_count=4, generalisation_val_size=0, early_stop=False,
                       tensorboard=False), **train})
 
 

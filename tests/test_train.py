@@ -276,7 +276,7 @@ def test_lstm_baseline_trains_and_evaluates_like_an_ntm(tmp_path):
     config = resolve("copy", "lstm").replace(
         model=dict(controller_size=16, controller_layers=2),
         train=dict(batch_size=4, sequences=16, minutes=None, eval_every=16, val_size=8,
-                   eval_count=4, generalisation_val_size=4),
+                   eval_count=4, generalisation_val_size=0),
     )
     run = train_and_evaluate(config, tmp_path / "run")
     assert run.summary["model"] == "lstm" and run.summary["paper_parameters"] is None
