@@ -111,6 +111,22 @@ def test_the_best_log_point_is_kept_as_the_checkpoint_that_load_returns(tiny_run
     assert (header["step"], header["counters"]["sequences"]) == (best["step"], best["sequences"])
 
 
+def test_resuming_writes_the_best_model_again_from_the_last_checkpoint(tiny_run, tiny_config,
+                                                                       tmp_path):
+    # As after a kill between the last checkpoint and the best model: the best file is lost.
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run_dir)
+    before = checkpoint.read(run_dir / checkpoint.BEST)
+    (run_dir / checkpoint.BEST).unlink()
+    train_and_evaluate(tiny_config, run_dir, resume=True)  # finished: it trains no further
+    after = checkpoint.read(run_dir / checkpoint.BEST)
+    assert after[1]["best"] == before[1]["best"] and sorted(after[0]) == sorted(before[0])
+    for name in before[0]:
+        np.testing.assert_array_equal(after[0][name], before[0][name], err_msg=name)
+
+
 def test_the_model_kept_is_the_best_points_not_the_last(tmp_path, tiny_config, monkeypatch):
     # A ranking under which every point is worse than the one before: the first is the best.
     places = iter(range(100))
@@ -124,7 +140,8 @@ def test_the_model_kept_is_the_best_points_not_the_last(tmp_path, tiny_config, m
     x = tasks.get("copy").sample(jax.random.key(9), 2, length=5).inputs
     np.testing.assert_array_equal(model(x)[0], run.model(x)[0])
     # and it is not the last checkpoint's
-    last = checkpoint.read_state(tmp_path / checkpoint.FILENAME, nnx.state(model))
+    path = tmp_path / checkpoint.FILENAME
+    last = checkpoint.restore_state(path, nnx.state(model), checkpoint.read(path)[0])
     assert any(not np.array_equal(a, b) for a, b in
                zip(jax.tree.leaves(last), jax.tree.leaves(nnx.state(model))))
 

@@ -101,12 +101,6 @@ def restore_state(path: Path, template: nnx.State, tensors: dict[str, np.ndarray
     return nnx.from_flat_state(flat)
 
 
-def read_state(path: str | os.PathLike, template: nnx.State) -> nnx.State:
-    """The ``model/`` tensors of the checkpoint at ``path``, shaped like ``template``."""
-    path = Path(path)
-    return restore_state(path, template, read(path)[0])
-
-
 def restore_tree(path: Path, template: Any, tensors: dict[str, np.ndarray], prefix: str) -> Any:
     """Fill a pytree shaped like ``template`` (an optimiser state) from ``prefix/`` tensors."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)

@@ -46,8 +46,8 @@ def _number(value: float | None, spec: str) -> str:
 
 
 def _check(r: dict[str, Any]) -> str:
-    """A log point's generalisation check as wrong bits per size, e.g. " (wrong at length=30
-    0.00%, length=120 1.20%)"; "" without one."""
+    """A log point's generalisation check as wrong bits per size, e.g. " (wrong at length 30
+    0.00%, length 120 1.20%)"; "" without one."""
     check = r.get("check")
     if not check:
         return ""

@@ -116,11 +116,12 @@ def _first_target(data: dict[str, Any] | None) -> FirstTarget | None:
 def save_checkpoint(run_dir: Path, config: Config, loop: LoopState, rest: nnx.State,
                     status: str, interrupted: bool = False) -> None:
     """Checkpoint the run, with the best log point's parameters beside its own (and, after an
-    interrupt, the rollback point's arrays); then write the best model on its own.
+    interrupt, the rollback point's arrays).
 
-    The last checkpoint alone is what a resumed run reads, best parameters included, and it
-    is written first: a kill between the two writes leaves the best model one point behind,
-    and resuming writes it again (``resume_run``)."""
+    The last checkpoint alone is what a resumed run reads, best parameters included. The
+    training loop writes ``best.safetensors`` (``save_best``) after it whenever the best point
+    changes, and again on resuming: a kill between the two writes leaves the best model one
+    point behind until then."""
     point = loop.rollback
     extra = {} if loop.best_params is None else {BEST_PREFIX: loop.best_params}
     if interrupted:
@@ -129,21 +130,18 @@ def save_checkpoint(run_dir: Path, config: Config, loop: LoopState, rest: nnx.St
             "counters": loop.counters(interrupted), "status": status}
     model_state = nnx.merge_state(loop.state.params, rest)
     checkpoint.save(run_dir / checkpoint.FILENAME, model_state, meta, loop.state.opt_state, extra)
-    save_best(run_dir, config, loop, rest)
 
 
 def save_best(run_dir: Path, config: Config, loop: LoopState, rest: nnx.State) -> None:
     """Write the best log point's model as ``best.safetensors`` (no optimiser state: it is
-    for evaluation), if it has changed since the file was written."""
-    best, path = loop.best, run_dir / checkpoint.BEST
+    for evaluation); nothing before the first log point."""
+    best = loop.best
     if best is None:
-        return
-    if path.is_file() and checkpoint.read(path)[1].get("best") == best:
         return
     meta = {"config": config.to_dict(), "step": best["step"],
             "counters": {"sequences": best["sequences"], "seconds": best["seconds"]},
             "status": "best", "best": best}
-    checkpoint.save(path, nnx.merge_state(loop.best_params, rest), meta)
+    checkpoint.save(run_dir / checkpoint.BEST, nnx.merge_state(loop.best_params, rest), meta)
 
 
 def start_run(run_dir: Path, model: nnx.Module, tx: optax.GradientTransformation) -> LoopState:

@@ -43,6 +43,7 @@ from diffmem.resume import (
     StopRequested,
     TrainState,
     resume_run,
+    save_best,
     save_checkpoint,
     stack_pending,
     start_run,
@@ -359,6 +360,8 @@ def train_and_evaluate(
     loop = resume_run(run_dir, config, model, tx) if resume else start_run(run_dir, model, tx)
     rundir.write_config(run_dir, config)
     graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+    if resume:  # the best model as the checkpoint has it, should a kill have left it behind
+        save_best(run_dir, config, loop, rest)
     train_step = make_train_step(graphdef, rest, task, tx, t.batch_size)
     eval_step = make_eval_step(graphdef, rest)
     batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
@@ -468,13 +471,16 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
     if target_met and loop.first_target is None:
         loop.first_target = FirstTarget(loop.sequences, loop.seconds)
     place = rank(target_met, check, loop.validation["bits"])
-    if loop.best is None or place < loop.best["rank"]:
+    improved = loop.best is None or place < loop.best["rank"]
+    if improved:
         loop.best_params = loop.state.params
         loop.best = rundir.finite_or_none({
             "sequences": loop.sequences, "seconds": loop.seconds, "step": int(loop.state.step),
             "rank": place, "validation": loop.validation, "check": check,
             "passed": passed})
     _save(s, loop, "running")
+    if improved:  # after the last checkpoint, which holds the best parameters too
+        save_best(s.run_dir, s.config, loop, s.rest)
     loop.rollback = loop.mark()
     return stop_reason(t, loop, out_of_time)
 
@@ -559,12 +565,12 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
     """The run's outcome, with its evaluation beyond the training range; written to
     ``summary.json``."""
     config, t, best = s.config, s.config.train, loop.best
-    # ``model`` is the best log point's, whose validation is stored; without one (a run
-    # stopped before its first log point), the last parameters'.
-    if best is not None:
-        final = best["validation"]
-    else:
-        final = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
+    # The last parameters' validation: the last log point's, or after a non-finite stop (or
+    # with no log point at all) their own.
+    last = loop.validation or evaluate_batches(s.eval_step, loop.state.params,
+                                               s.validation.batches)
+    # ``model`` is the best log point's, whose validation is stored; without one, the last.
+    final = last if best is None else best["validation"]
     if s.validation.optimum is not None:
         final = {**final, "optimal_bits": s.validation.optimum}
     summary = rundir.finite_or_none({
@@ -586,8 +592,7 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         # generalisation check, and the last log point's validation for comparison.
         "best": best and {k: best[k] for k in ("sequences", "seconds", "step", "check",
                                                 "passed")},
-        "last_validation": loop.validation or evaluate_batches(
-            s.eval_step, loop.state.params, s.validation.batches),
+        "last_validation": last,
         "nonfinite_events": loop.nonfinite,
         "rollbacks": loop.rollbacks,
         "validation": final,
