@@ -11,7 +11,7 @@ pair of MARKERS, in whichever of README.md and docs/*.md holds them; --write rew
 The results table reads the JSON records written by experiments/reproduce.py (results/reproduce/,
 from the CPU and from experiments/gpu_run.sh on a GPU; each record names its machine). RUNS
 below says which record fills each cell; a cell with no record says "not run". The seed tables
-are `experiments/sweep.py --table`'s output for the files in SEED_STUDIES.
+are `diffmem.sweep.table` of the records in SEED_STUDIES.
 tests/test_readme.py checks that every generated table, wherever it lives, is this script's
 output.
 """
@@ -41,9 +41,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
 # The files that may hold generated tables.
 DOCUMENTS = ("README.md", "docs/*.md")
 # The sweep results (relative to results/) behind each seed table.
-SEED_STUDIES = {"seeds-copy": ("seeds/copy-even.json", "seeds/copy-odd.json"),
-                "seeds-associative-recall": ("seeds/associative-recall-even.json",
-                                             "seeds/associative-recall-odd.json"),
+SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
+                "seeds-associative-recall": ("seeds/associative-recall/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
@@ -208,14 +207,16 @@ def parameters_table() -> str:
 
 
 def seed_table(results: Path, files: tuple[str, ...]) -> str:
-    """`python experiments/sweep.py --table FILE...`: one row per seed of the joined sweeps."""
-    import importlib.util
+    """One row per seed (``diffmem.sweep.table``): from a sweep's results.json, or from the
+    run summaries of the studies made before `diffmem sweep` (``{"runs": [...]}``)."""
+    from diffmem import sweep
 
-    spec = importlib.util.spec_from_file_location("sweep", ROOT / "experiments" / "sweep.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
-    runs = [r for f in files for r in json.loads((results / f).read_text())["runs"]]
-    return sweep.table(sorted(runs, key=lambda r: r["seed"]))
+    rows = []
+    for f in files:
+        data = json.loads((results / f).read_text())
+        rows += data["rows"] if "rows" in data else [sweep.summary_row(r["seed"], r)
+                                                     for r in data["runs"]]
+    return sweep.table(sorted(rows, key=lambda r: r["seed"]))
 
 
 # The copy DNC with each refinement on or off (results/dnc-switches/), by record tag.

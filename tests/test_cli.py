@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -144,13 +145,16 @@ def test_eval_takes_each_tasks_own_sizes(tmp_path, capsys):
 def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
     from diffmem import bench
 
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))  # --population adds to it
+
     seen = []
 
-    def fake_benchmark(sizes, seconds, config):  # no compiling or timing: only the wiring
+    def fake_benchmark(sizes, seconds, config, populations=None):  # only the wiring
         seen.append(config.model.kind)
+        members = {} if populations is None else {"population": populations[0]}
         return [{"model": config.model.kind, "batch_size": sizes[0], "time_steps": 41,
                  "parameters": 1, "device": "cpu", "sequences_per_second": 1.0,
-                 "updates_per_second": 1.0, "compile_seconds": 0.0}]
+                 "updates_per_second": 1.0, "compile_seconds": 0.0, **members}]
 
     monkeypatch.setattr(bench, "benchmark", fake_benchmark)
     assert main(["bench", "--model", "dnc", "--batch-sizes", "1,2", "--seconds", "1"]) == 0
@@ -158,5 +162,10 @@ def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
     assert main(["bench", "--batch-sizes", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["model"] == "ntm-lstm"
     assert seen == ["dnc", "dnc", "ntm-lstm"]
+    assert main(["bench", "--population", "1,4", "--batch-sizes", "1", "--json"]) == 0
+    assert [r["population"] for r in json.loads(capsys.readouterr().out)] == [1, 4]
+    assert main(["bench", "--population", "0"]) == 2
+    assert "--population '0' must be comma-separated positive integers" in " ".join(
+        capsys.readouterr().out.split())
     assert main(["bench", "--model", "gru"]) == 2
     assert "unknown model 'gru'" in capsys.readouterr().out

@@ -14,51 +14,95 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from diffmem import tasks
+from diffmem import population, tasks
 from diffmem.config import Config, resolve
 from diffmem.models import build_model, count_parameters
-from diffmem.train import TrainState, machine_description, make_optimizer, make_train_step
+from diffmem.train import (
+    TrainState,
+    compile_step,
+    compiler_options,
+    data_key,
+    machine_description,
+    make_optimizer,
+    make_train_step,
+)
 
 
 def benchmark(
-    batch_sizes: list[int], seconds: float = 10.0, length: int = 20, config: Config | None = None
+    batch_sizes: list[int], seconds: float = 10.0, length: int = 20, config: Config | None = None,
+    populations: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Sequences per second of training at each batch size, with compile time apart.
+    """Sequences per second of training at each batch size (and population size), with
+    compile time apart.
 
     Each measurement runs whole steps for at least ``seconds`` after one untimed warm-up step.
     ``config`` chooses the model and its optimiser (default: ``resolve("copy", "ntm-lstm")``).
+    With ``populations``, each row trains that many members of seeds 0, 1, ... in one compiled
+    update (``diffmem.population``), and its speed counts the sequences of all members; without,
+    one model by the single-run update.
     """
     config = config or resolve("copy", "ntm-lstm")
     task = tasks.get(config.task)
     rows = []
-    for batch_size in batch_sizes:
-        model = build_model(config)
+    for members in populations or [None]:
+        for batch_size in batch_sizes:
+            c = config.replace(train={"batch_size": batch_size})
+            if members is None:
+                model = build_model(c)
+                graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+                tx = make_optimizer(c.train)
+                state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
+                step = make_train_step(graphdef, rest, task, tx, batch_size, length=length)
+                args = (state, jax.random.key(0))
+                per_update = batch_size
+            else:
+                model, graphdef, rest, args = _population(c, task, members)
+                step = population.make_population_step(graphdef, rest, task, c.train, members,
+                                                       length=length)
+                per_update = batch_size * members
+            start = time.perf_counter()
+            compiled = compile_step(step, *args, batch_size=batch_size, members=members or 1)
+            compile_seconds = time.perf_counter() - start
+            steps, elapsed = _time(compiled, args, seconds)
+            rows.append({
+                "model": config.model.kind,
+                "memory_rows": config.model.memory_rows,
+                **({} if members is None else {"population": members}),
+                "batch_size": batch_size,
+                "sequence_length": length,
+                "time_steps": task.max_steps(length=length),
+                "sequences_per_second": steps * per_update / elapsed,
+                "updates_per_second": steps / elapsed,
+                "compile_seconds": compile_seconds,
+                "ynn_fusions": not compiler_options(batch_size, members or 1),
+                "parameters": count_parameters(model),
+                "device": machine_description(),
+            })
+    return rows
+
+
+def _population(config: Config, task, members: int):
+    """A model, and the arguments of a population step of ``members`` seeds 0, 1, ..."""
+    states = []
+    for seed in range(members):
+        model = build_model(config, seed)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         tx = make_optimizer(config.train)
-        state = TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
-        step = make_train_step(graphdef, rest, task, tx, batch_size, length=length)
-        key = jax.random.key(0)
-        start = time.perf_counter()
-        compiled = step.lower(state, key).compile()
-        compile_seconds = time.perf_counter() - start
-        state, m = compiled(state, key)  # warm-up
-        jax.block_until_ready(m)
-        steps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            state, m = compiled(state, key)
-            jax.block_until_ready(m)  # time whole steps, not just their dispatch
-            steps += 1
-        elapsed = time.perf_counter() - start
-        rows.append({
-            "model": config.model.kind,
-            "memory_rows": config.model.memory_rows,
-            "batch_size": batch_size,
-            "sequence_length": length,
-            "time_steps": task.max_steps(length=length),
-            "sequences_per_second": steps * batch_size / elapsed,
-            "updates_per_second": steps / elapsed,
-            "compile_seconds": compile_seconds,
-            "parameters": count_parameters(model),
-            "device": machine_description(),
-        })
-    return rows
+        states.append(TrainState(params, tx.init(params), jnp.zeros((), jnp.int32),
+                                 jnp.zeros((), jnp.int32)))
+    keys = jnp.stack([data_key(seed) for seed in range(members)])
+    lrs = jnp.full((members,), config.train.lr, jnp.float32)
+    active = jnp.ones((members,), bool)
+    return model, graphdef, rest, (population.stack(states), keys, lrs, active)
+
+
+def _time(compiled, args, seconds: float) -> tuple[int, float]:
+    state, *rest = args
+    state, m = compiled(state, *rest)  # warm-up
+    jax.block_until_ready(m)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        state, m = compiled(state, *rest)
+        jax.block_until_ready(m)  # time whole steps, not just their dispatch
+        steps += 1
+    return steps, time.perf_counter() - start

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float,
                    help="budget: total minutes for the run (a resumed run counts its earlier time)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--seeds", help="train a population of these seeds in one compiled update, "
+                   "e.g. 0-9 or 0,3,7 (a run directory each under RUN_DIR); with "
+                   "--set train.lr=1e-3,3e-3 every seed at every rate")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
     p.add_argument("--memory-init", help=f"one of: {', '.join(MEMORY_INITS)}")
@@ -69,6 +72,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run saved in RUN_DIR (only budgets and the fields listed in "
                    "diffmem.config.RESUMABLE_TRAIN_FIELDS may change)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "sweep", help="train a grid of settings, each a population of seeds, and tabulate them",
+        description="Train the cross product of the --grid values, each grid point as a "
+        "population of the --seeds, on this machine (--engine local) or on Ray Tune (--engine "
+        "ray); write DIR/results.md, .csv and .json with a row per run. The same command "
+        "again goes on with an interrupted sweep.")
+    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("--model", help="default: the task's default model")
+    p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
+    p.add_argument("--seeds", default="0-9", help="the seeds of every grid point (default 0-9)")
+    p.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="a field and its values, e.g. --grid train.lr=1e-3,3e-3 (repeatable; "
+                   "the cross product is trained)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a field for every run (repeatable)")
+    p.add_argument("--minutes", type=float, help="budget of every run (default: the preset's)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the sweep is written")
+    p.add_argument("--engine", default="local", help="local (default) or ray")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="local engine: trials side by side, one core each (default 1); a grid "
+                   "point's seeds are shared out where the points are fewer")
+    p.add_argument("--address", help="ray engine: a running cluster to join, e.g. auto "
+                   "(default: start Ray on this machine)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray engine (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="ray engine: e.g. 0.25 to let four trials share a GPU (default 0)")
+    p.set_defaults(func=_sweep)
 
     p = sub.add_parser("config", help="print the configuration a train command would use",
                        description="Print, as JSON, the resolved configuration of a task, model "
@@ -130,12 +161,27 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(models.names())} (default: ntm-lstm), with its "
                    "copy settings")
     p.add_argument("--batch-sizes", default="1,16,64")
+    p.add_argument("--population", help="populations to time, e.g. 1,4,10,32: each trains that "
+                   "many seeds in one compiled update (diffmem train --seeds); its speed counts "
+                   "the sequences of all members")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any configuration field, e.g. --set model.memory_rows=128 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_bench)
     return parser
+
+
+def one_thread_per_process() -> None:
+    """Run XLA's CPU operations on one thread, unless XLA_FLAGS already say how many: the
+    setting of every population (and of every trial of a sweep). Their updates are many small
+    operations, which two threads slow down more than they share (docs/populations.md). Takes
+    effect only before JAX starts its backend, so the commands call it first."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" in flags or "xla_cpu_multi_thread_eigen" in flags:
+        return
+    os.environ["XLA_FLAGS"] = " ".join(
+        [flags, "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"]).strip()
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -154,10 +200,46 @@ _TRAIN_FLAGS = {"batch_size": "train.batch_size", "sequences": "train.sequences"
                 "optimizer": "train.optimizer", "memory_init": "model.memory_init"}
 
 
+def parse_seeds(text: str, what: str = "--seeds") -> list[int]:
+    """``0-9`` or ``0,3,7`` (or both, ``0-4,9``) as a list of distinct seeds."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, dash, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{what} {text!r} must list distinct seeds >= 0 as ranges or "
+                         "commas, e.g. 0-9 or 0,3,7")
+    return seeds
+
+
+def split_rates(assignments: list[str]) -> tuple[list[str], list[float] | None]:
+    """``--set`` items without a ``train.lr=R1,R2,...`` list, and the list's rates (None
+    without one). No other field may take several values in one command."""
+    rest, rates = [], None
+    for item in assignments:
+        name, _, raw = item.partition("=")
+        if "," not in raw:
+            rest.append(item)
+            continue
+        if name.strip() != "train.lr":
+            raise ValueError(f"--set {item!r}: only train.lr may take several values (a "
+                             "population of rates); for a grid of other fields use "
+                             "`diffmem sweep --grid FIELD=V1,V2`")
+        try:
+            rates = [float(v) for v in raw.split(",")]
+        except ValueError:
+            raise ValueError(f"--set {item!r}: the rates must be numbers, e.g. "
+                             "train.lr=1e-3,3e-3") from None
+    return rest, rates
+
+
 def _train(args: argparse.Namespace) -> int:
-    from diffmem import checkpoint
+    from diffmem import checkpoint, population
     from diffmem.config import Config, apply_overrides, resolve
-    from diffmem.console import ConsoleReporter
+    from diffmem.console import ConsoleReporter, PopulationConsoleReporter
     from diffmem.train import train_and_evaluate
 
     changes = {field: getattr(args, name) for name, field in _TRAIN_FLAGS.items()
@@ -166,6 +248,24 @@ def _train(args: argparse.Namespace) -> int:
         changes["train.early_stop"] = False
     if args.no_tensorboard:
         changes["train.tensorboard"] = False
+    sets, rates = split_rates(args.set)
+    if args.seeds or rates or (args.resume and population.read_population(args.resume)):
+        one_thread_per_process()
+    if args.resume and population.read_population(args.resume) is not None:
+        _check_resumable(args, changes)
+        if rates or args.seeds:
+            raise ValueError("--seeds and several rates cannot change a resumed population")
+        configs = [apply_overrides(c.replace(train={f.split(".")[1]: v for f, v in
+                                                    changes.items()}), sets)
+                   for c in population.population_configs(args.resume)]
+        population.train_population(configs, args.resume, resume=True,
+                                    reporter=PopulationConsoleReporter())
+        return 0
+    if args.seeds or rates:
+        if args.resume:
+            raise ValueError("--seeds and several rates cannot change a resumed run")
+        if args.seed is not None and args.seeds:
+            raise ValueError("give --seed for one run or --seeds for a population, not both")
     if args.resume:
         _check_resumable(args, changes)
         run_dir = Path(args.resume)
@@ -178,12 +278,47 @@ def _train(args: argparse.Namespace) -> int:
         config = resolve(args.task, args.model, args.preset)
     model = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("model.")}
     train = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("train.")}
-    config = apply_overrides(config.replace(model=model, train=train), args.set)
+    config = apply_overrides(config.replace(model=model, train=train), sets)
     if not args.resume:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
     _warn_capacity(config)
+    if args.seeds or rates:
+        seeds = parse_seeds(args.seeds) if args.seeds else [config.train.seed]
+        population.train_population(population.member_configs(config, seeds, rates), run_dir,
+                                    reporter=PopulationConsoleReporter())
+        return 0
     train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=ConsoleReporter())
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from diffmem import sweep
+
+    grid = sweep.parse_grid(args.grid)
+    points = math.prod(len(values) for _, values in grid)
+    seeds = parse_seeds(args.seeds)
+    if args.minutes is not None and (not math.isfinite(args.minutes) or args.minutes <= 0):
+        raise ValueError(f"--minutes {args.minutes} must be a positive number")
+    if args.engine not in sweep.ENGINES:
+        raise ValueError(f"--engine {args.engine!r} is not one of: {', '.join(sweep.ENGINES)}")
+    if args.parallel < 1:
+        raise ValueError(f"--parallel {args.parallel} must be at least 1")
+    parts = max(1, args.parallel // points) if args.engine == "local" else 1
+    if args.engine == "local":  # trials in this process, or in processes that inherit it
+        one_thread_per_process()
+    spec = sweep.Sweep(args.task, Path(args.out), tuple(seeds), args.model, args.preset,
+                       tuple(args.set), grid, args.minutes, min(parts, len(seeds)))
+    try:
+        rows = sweep.run(spec, args.engine, args.parallel, args.address, args.cpus_per_trial,
+                         args.gpus_per_trial, say=lambda text: console.print(text,
+                                                                              highlight=False))
+    except KeyboardInterrupt:
+        console.print("sweep interrupted: run the same command again to go on (finished "
+                      "trials are kept, the others resume from their checkpoints)")
+        raise
+    print((Path(args.out) / "results.md").read_text())
+    del rows
     return 0
 
 
@@ -353,6 +488,9 @@ def _bench(args: argparse.Namespace) -> int:
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
     sizes = _int_list(args.batch_sizes, "--batch-sizes")
+    populations = _int_list(args.population, "--population") if args.population else [None]
+    if args.population:  # every row as populations train, a population of 1 too
+        one_thread_per_process()
     config = apply_overrides(resolve("copy", args.model), args.set)
     if not args.json:
         changed = f", {', '.join(args.set)}" if args.set else ""
@@ -360,10 +498,14 @@ def _bench(args: argparse.Namespace) -> int:
                       f"({models.get(args.model).description}), copy settings{changed}",
                       highlight=False)
     rows = []
-    for size in sizes:
-        if not args.json:
-            console.print(f"batch {size}: compiling and timing for {args.seconds:g} s ...")
-        rows += benchmark([size], seconds=args.seconds, config=config)
+    for members in populations:
+        for size in sizes:
+            if not args.json:
+                what = "" if members is None else f"population {members}, "
+                console.print(f"{what}batch {size}: compiling and timing for "
+                              f"{args.seconds:g} s ...")
+            rows += benchmark([size], seconds=args.seconds, config=config,
+                              populations=None if members is None else [members])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -158,6 +159,120 @@ class ConsoleReporter(Reporter):
         self.console.print(summary_table(s))
 
 
+class PopulationConsoleReporter:
+    """Progress of a population (``diffmem train --seeds``): a line saying what trains, a live
+    bar over all members' sequences on a terminal (a plain line per member's log point
+    elsewhere), a line per member as it stops, then one table with a row per member."""
+
+    def __init__(self, out: Console | None = None) -> None:
+        self.console = out or console
+        self.single = ConsoleReporter(self.console)  # the bar and the time left
+        self.names: list[str] = []
+
+    def start(self, configs, names: list[str], parameters: int, sequences: int,
+              compile_seconds: float, seconds: float = 0.0) -> None:
+        from diffmem.config import paper_parameters
+
+        config, t = configs[0], configs[0].train
+        self.names = names
+        self.single.minutes, self.single.total = t.minutes, t.sequences * len(configs)
+        self.single.done, self.single.seconds = sequences, seconds
+        self.single.started = time.perf_counter()
+        budget = (f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes
+                                                   else "") + " per member")
+        rates = sorted({c.train.lr for c in configs})
+        paper = paper_parameters(config)
+        versus = f", the paper's {paper:,}" if paper else ""
+        self.console.print(
+            f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
+            f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
+            f"{t.optimizer} lr {', '.join(f'{r:g}' for r in rates)}; a population of "
+            f"{len(configs)} members (seeds {_seeds(configs)}) in one compiled update; "
+            f"budget {budget}; compiled in {compile_seconds:.1f} s", highlight=False)
+        if not self.console.is_terminal:
+            return
+        single = self.single
+        single.progress = Progress(
+            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("seq  running {task.fields[running]}  best val {task.fields[val]}  "
+                       "{task.fields[speed]} seq/s"),
+            TimeElapsedColumn(), _TimeLeft(single), console=self.console)
+        single.progress.start()
+        single.task_id = single.progress.add_task(
+            "train", total=single.total, completed=sequences, running=f"{len(names)}",
+            val="-", speed="-")
+        self.best: dict[str, float] = {}
+        self.running = set(names)
+
+    def advance(self, sequences: int) -> None:
+        self.single.advance(sequences)
+
+    def member_log(self, name: str, r: dict[str, Any]) -> None:
+        single = self.single
+        if single.progress is None:
+            self.console.print(f"{name:>10}  " if len(self.names) > 1 else "", end="")
+            single.log(r)
+            return
+        if not hasattr(self, "best"):
+            return
+        if r["val_bits"] is not None:
+            self.best[name] = r["val_bits"]
+        speed = r["sequences_per_second"] or 0.0
+        single.progress.update(
+            single.task_id, running=f"{len(self.running)}",
+            val=_number(min(self.best.values(), default=None), ".3f"),
+            speed=f"{speed * len(self.running):,.0f}")
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def rewind(self, sequences: int) -> None:
+        self.single.done -= sequences
+
+    def member_done(self, name: str, s: dict[str, Any]) -> None:
+        if hasattr(self, "running"):
+            self.running.discard(name)
+        first = s["first_below_target"]
+        reached = ("target reached" if s["reached_target"] else "target NOT reached")
+        when = "" if first is None else f" (first at {first['sequences']:,} sequences)"
+        self.console.print(f"{name}: stopped ({s['status']}) at {s['sequences']:,} sequences, "
+                           f"{s['train_seconds']:.0f} s; {reached}{when}", highlight=False)
+
+    def stop(self) -> None:
+        self.single.stop()
+
+    def summary(self, summaries: list[dict[str, Any]]) -> None:
+        self.console.print(population_table(summaries))
+
+
+def _seeds(configs) -> str:
+    seeds = sorted({c.train.seed for c in configs})
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def population_table(summaries: list[dict[str, Any]]) -> Table:
+    """A population's members (their summary.json), one row each; wrong bits at the largest
+    size evaluated (all sizes: ``diffmem sweep``'s table, or each member's summary)."""
+    first = summaries[0]
+    largest = first["generalisation"][-1]["label"]
+    table = Table(title=f"Population: {first['task']}, {first['model']}, "
+                        f"{len(summaries)} members")
+    for name in ("member", "status", "first below target", "val bits", f"wrong, {largest}",
+                 "non-finite"):
+        table.add_column(name, justify="right")
+    for s in summaries:
+        f = s["first_below_target"]
+        table.add_row(
+            Path(s["run_dir"]).name, s["status"],
+            "never" if f is None else f"{f['sequences']:,} seq, {f['seconds']:.0f} s",
+            _number(s["validation"]["bits"], ".4f"),
+            f"{100 * s['generalisation'][-1]['wrong_bit_fraction']:.2f}%",
+            str(len(s["nonfinite_events"])))
+    return table
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     """A finished run's summary (its summary.json) as a two-column table."""
     v = s["validation"]
@@ -234,9 +349,12 @@ def bench_table(rows: list[dict[str, Any]]) -> Table:
     """``diffmem.bench.benchmark``'s rows: throughput per batch size."""
     table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} steps), "
                         f"{rows[0]['parameters']:,} parameters\n{rows[0]['device']}")
-    for name in ("batch size", "sequences / s", "updates / s", "compile s"):
+    members = "population" in rows[0]
+    for name in (["population"] if members else []) + ["batch size", "sequences / s",
+                                                       "updates / s", "compile s"]:
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(str(r["batch_size"]), f"{r['sequences_per_second']:,.0f}",
-                      f"{r['updates_per_second']:,.1f}", f"{r['compile_seconds']:.1f}")
+        table.add_row(*([str(r["population"])] if members else []), str(r["batch_size"]),
+                      f"{r['sequences_per_second']:,.0f}", f"{r['updates_per_second']:,.1f}",
+                      f"{r['compile_seconds']:.1f}")
     return table

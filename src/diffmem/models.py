@@ -163,6 +163,11 @@ def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
     from diffmem.config import Config, ConfigError
 
     path = Path(run_dir)
+    if (path / "population.json").is_file():  # diffmem.population.POPULATION
+        members = sorted(p.name for p in path.iterdir() if (p / "config.json").is_file())
+        raise checkpoint.CheckpointError(
+            f"{path} holds a population, not one run; name a member's directory, one of: "
+            + ", ".join(str(path / m) for m in members))
     if path.is_dir():  # the best checkpoint; a run from before there was one has the last
         best = path / checkpoint.BEST
         path = best if best.is_file() else path / checkpoint.FILENAME

@@ -92,7 +92,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         model={},
         train={},
         reason="The defaults: the paper's copy NTM with the fastest training measured here; "
-               "results/reproduce/copy-ntm-lstm-default.json, results/seeds/copy-even.json."),
+               "results/reproduce/copy-ntm-lstm-default.json, results/seeds/copy/results.json."),
     ("copy", "ntm-lstm", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
@@ -168,8 +168,10 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
         reason="The paper's NTM and training from a constant initial memory, with which 10 of "
-               "10 seeds reached the target; results/seeds/associative-recall-even.json, "
-               "results/seeds/associative-recall-odd.json."),
+               "10 seeds reached the target as single runs (0.5; "
+               "results/archive/v0.8/seeds/associative-recall-even.json, -odd.json); 7 of 10 "
+               "within 60 minutes as one population on one core (0.9; "
+               "results/seeds/associative-recall/results.json)."),
     ("associative-recall", "ntm-ff", "paper"): Preset(
         model=dict(controller_size=256, read_heads=4, write_heads=4, memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",

@@ -57,18 +57,24 @@ EVALUATION_SEED = 1410
 EVAL_BATCH = 256
 
 
-def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
-    """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013)."""
+def make_optimizer(t: TrainConfig, lr: float | jax.Array | None = None
+                   ) -> optax.GradientTransformation:
+    """Gradient clipping followed by Adam or by RMSProp in the form of Graves (2013).
+
+    ``lr`` (default ``t.lr``) may be a traced array: a population's members each train at
+    their own rate inside one compiled update (``diffmem.population``)."""
+    lr = t.lr if lr is None else lr
+    least = jnp.minimum if isinstance(lr, jax.Array) else min
     if t.grad_clip_mode == "norm":
         clip = optax.clip_by_global_norm(t.grad_clip)
     else:
         clip = optax.clip(t.grad_clip)  # elementwise, as in the paper
-    lr = _schedule(t)
+    rate = _schedule(t, lr)
     if t.optimizer == "adam":
-        opt = optax.adam(lr)
+        opt = optax.adam(rate)
     else:
         # Centred RMSProp with momentum; epsilon inside the square root (Graves 2013, eq. 38-41).
-        opt = optax.rmsprop(lr, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
+        opt = optax.rmsprop(rate, decay=0.95, eps=1e-4, centered=True, momentum=0.9)
     if t.lr_plateau_factor is None:
         return optax.chain(clip, opt)
     # Scales the updates, that is the rate, from the training loss that each update passes
@@ -77,17 +83,19 @@ def make_optimizer(t: TrainConfig) -> optax.GradientTransformation:
     plateau = optax.contrib.reduce_on_plateau(
         factor=t.lr_plateau_factor, patience=t.lr_plateau_patience,
         cooldown=t.lr_plateau_patience, accumulation_size=max(1, t.eval_every // t.batch_size),
-        min_scale=min(1.0, t.lr_min / t.lr))
+        min_scale=least(1.0, t.lr_min / lr))
     return optax.chain(clip, opt, plateau)
 
 
-def _schedule(t: TrainConfig) -> float | optax.Schedule:
+def _schedule(t: TrainConfig, lr: float | jax.Array | None = None) -> float | optax.Schedule:
+    lr = t.lr if lr is None else lr
     if t.lr_half_life is None:
-        return t.lr
+        return lr
+    least = jnp.minimum if isinstance(lr, jax.Array) else min
     # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
     return optax.exponential_decay(
-        t.lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
-        end_value=min(t.lr, t.lr_min),
+        lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
+        end_value=least(lr, t.lr_min),
     )
 
 
@@ -106,19 +114,16 @@ def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
     return logits
 
 
-def make_train_step(
-    graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int,
-    **sizes: Any,
-) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
-    """The jit-compiled update ``train_step(state, data_key)``: sample batch ``state.step``,
-    forward, backward, optimiser step.
+def make_update(graphdef, rest, task: Task, batch_size: int, **sizes: Any) -> Callable:
+    """The update ``update(state, data_key, tx) -> (state, metrics)``, not compiled: sample
+    batch ``state.step``, forward, backward, optimiser step. ``make_train_step`` compiles it
+    for one run, ``diffmem.population`` for many at once.
 
     The batch is a function of ``data_key`` (see ``data_key``), the step and the state's batch
-    stream only. The key is an argument, not a constant, so that one compiled program serves
-    every seed. ``sizes`` are passed to ``task.sample`` (none: the training distribution).
+    stream only. ``sizes`` are passed to ``task.sample`` (none: the training distribution).
 
-    A step whose loss or gradients are not finite leaves the parameters and optimiser state
-    unchanged and reports ``finite == False`` (and which of the two: ``loss_finite``,
+    An update whose loss or gradients are not finite leaves the parameters and optimiser
+    state unchanged and reports ``finite == False`` (and which of the two: ``loss_finite``,
     ``grads_finite``).
     """
 
@@ -126,8 +131,7 @@ def make_train_step(
         logits = _forward(graphdef, rest, params, batch)
         return losses.loss(logits, batch.targets, batch.mask), logits
 
-    @jax.jit
-    def train_step(state: TrainState, data_key: jax.Array):
+    def update(state: TrainState, data_key: jax.Array, tx: optax.GradientTransformation):
         key = jax.random.fold_in(data_key, state.step)
         # Stream 0 keeps the batches of runs without rollbacks as they always were.
         key = jax.lax.cond(state.stream > 0, lambda k: jax.random.fold_in(k, state.stream),
@@ -139,15 +143,55 @@ def make_train_step(
         finite = loss_finite & grads_finite
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        new_state = TrainState(keep(params, state.params), keep(opt_state, state.opt_state),
+        new_state = TrainState(keep(finite, params, state.params),
+                               keep(finite, opt_state, state.opt_state),
                                state.step + 1, state.stream)
         m = losses.metrics(logits, batch.targets, batch.mask)
         m.update(grad_norm=grad_norm, finite=finite, loss_finite=loss_finite,
                  grads_finite=grads_finite)
         return new_state, m
 
-    return train_step
+    return update
+
+
+def keep(condition: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` where ``condition`` holds, else ``old``, leaf by leaf."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
+
+
+def make_train_step(
+    graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int,
+    **sizes: Any,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """The jit-compiled update ``train_step(state, data_key)`` of one run (``make_update``).
+    The key is an argument, not a constant, so that one compiled program serves every seed."""
+    update = make_update(graphdef, rest, task, batch_size, **sizes)
+    return jax.jit(lambda state, data_key: update(state, data_key, tx))
+
+
+# XLA's CPU backend hands memory-sized operations to YNNPACK fusions, which are slow at the
+# shapes of a batched memory model: with them off, a population of 10 at batch 1 trains about
+# twice as fast, and one model at batch 64 1.4 times and at 32 1.15 times; at batch 16 they win
+# by 5 to 11% (results/bench/). An option of the compilation, so a user's XLA_FLAGS stay theirs.
+YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
+YNN_OFF_FROM = 32  # the batch size from which one model's update compiles without them
+
+
+def compiler_options(batch_size: int, members: int = 1) -> dict[str, str | bool]:
+    """The options to compile an update of ``members`` models at ``batch_size`` with."""
+    if jax.default_backend() != "cpu" or (members == 1 and batch_size < YNN_OFF_FROM):
+        return {}
+    if members == 1:
+        return dict(YNN_OFF)
+    # A population's update is many small operations, which lose more to handing work
+    # between Eigen's threads than they gain (a population of 10 at batch 1: 380 sequences/s
+    # with one thread, 300 with two).
+    return {**YNN_OFF, "xla_cpu_multi_thread_eigen": False}
+
+
+def compile_step(step: Callable, *args: Any, batch_size: int, members: int = 1) -> Callable:
+    """``step`` (jit-compiled) compiled for ``args`` with ``compiler_options``."""
+    return step.lower(*args).compile(compiler_options(batch_size, members))
 
 
 def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
@@ -202,15 +246,16 @@ def optimal_bits(task: Task, batches: list[Batch]) -> float | None:
 
 def evaluate(
     model: nnx.Module, task: Task, sizes: list[dict[str, Any]], count: int = 256,
-    seed: int = EVALUATION_SEED,
+    seed: int = EVALUATION_SEED, eval_step: Callable | None = None,
 ) -> list[dict[str, Any]]:
     """Metrics of ``model`` at each size, each on its own fixed, seeded set of ``count`` sequences.
 
     The set for a size depends only on the seed and the size, not on which other sizes are
-    evaluated, so figures from different commands agree.
+    evaluated, so figures from different commands agree. ``eval_step`` (``make_eval_step`` of
+    a model of the same structure and non-parameter variables) saves compiling another.
     """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    eval_step = make_eval_step(graphdef, rest)
+    eval_step = eval_step or make_eval_step(graphdef, rest)
     sets = [fixed_batches(task, count, size_seed(seed, size), **size) for size in sizes]
     # Right-pad every set to the longest T (mask 0): outputs at real steps do not depend on
     # later steps, and one compiled function then serves all sizes.
@@ -372,7 +417,7 @@ def train_and_evaluate(
     # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
     key = data_key(t.seed)
-    jax.block_until_ready(train_step.lower(loop.state, key).compile())
+    train_step = compile_step(train_step, loop.state, key, batch_size=t.batch_size)
     compile_seconds = time.perf_counter() - compile_start
 
     s = Session(config, run_dir, rest, key, eval_step, validation,
@@ -561,9 +606,10 @@ def interruptible(loop: LoopState, s: Session):
 
 
 def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status: str,
-              parameters: int, compile_seconds: float) -> dict[str, Any]:
-    """The run's outcome, with its evaluation beyond the training range; written to
-    ``summary.json``."""
+              parameters: int, compile_seconds: float, final_eval_step: Callable | None = None,
+              **extra: Any) -> dict[str, Any]:
+    """The run's outcome, with its evaluation beyond the training range (by
+    ``final_eval_step``, see ``evaluate``); written to ``summary.json`` with ``extra``."""
     config, t, best = s.config, s.config.train, loop.best
     # The last parameters' validation: the last log point's, or after a non-finite stop (or
     # with no log point at all) their own.
@@ -578,6 +624,7 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "model": config.model.kind,
         "preset": config.preset,
         "seed": t.seed,
+        "lr": t.lr,
         "parameters": parameters,
         "status": status,
         "sequences": loop.sequences,
@@ -597,9 +644,10 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "rollbacks": loop.rollbacks,
         "validation": final,
         "generalisation": evaluate(for_evaluation(model, config), task, list(task.eval_sizes),
-                                   count=t.eval_count),
+                                   count=t.eval_count, eval_step=final_eval_step),
         "machine": machine_description(),
         "run_dir": str(s.run_dir),
+        **extra,
     })
     rundir.write_summary(s.run_dir, summary)
     return summary
