@@ -170,9 +170,9 @@ def make_train_step(
 
 
 # XLA's CPU backend hands memory-sized operations to YNNPACK fusions, which are slow at the
-# shapes of a batched memory model: with them off, a population of 10 at batch 1 trains about
-# twice as fast, and one model at batch 64 1.4 times and at 32 1.15 times; at batch 16 they win
-# by 5 to 11% (results/bench/). An option of the compilation, so a user's XLA_FLAGS stay theirs.
+# shapes of a batched memory model: without them populations, and one model from batch 32,
+# train faster, while at batch 16 they win (experiments/bench_fusions.py measures both). An
+# option of the compilation, so a user's XLA_FLAGS stay theirs.
 YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
 YNN_OFF_FROM = 32  # the batch size from which one model's update compiles without them
 
@@ -184,8 +184,7 @@ def compiler_options(batch_size: int, members: int = 1) -> dict[str, str | bool]
     if members == 1:
         return dict(YNN_OFF)
     # A population's update is many small operations, which lose more to handing work
-    # between Eigen's threads than they gain (a population of 10 at batch 1: 380 sequences/s
-    # with one thread, 300 with two).
+    # between Eigen's threads than they gain (docs/throughput.md).
     return {**YNN_OFF, "xla_cpu_multi_thread_eigen": False}
 
 
