@@ -34,6 +34,11 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
            "seeds-copy": ("<!-- seeds-copy-table:start -->", "<!-- seeds-copy-table:end -->"),
            "seeds-associative-recall": ("<!-- seeds-associative-recall-table:start -->",
                                         "<!-- seeds-associative-recall-table:end -->"),
+           "seeds-associative-recall-ntm-lstm": (
+               "<!-- seeds-associative-recall-ntm-lstm-table:start -->",
+               "<!-- seeds-associative-recall-ntm-lstm-table:end -->"),
+           "seeds-repeat-copy": ("<!-- seeds-repeat-copy-table:start -->",
+                                 "<!-- seeds-repeat-copy-table:end -->"),
            "seeds-copy-dnc": ("<!-- seeds-copy-dnc-table:start -->",
                               "<!-- seeds-copy-dnc-table:end -->"),
            "dnc-switches": ("<!-- dnc-switches-table:start -->",
@@ -43,6 +48,8 @@ DOCUMENTS = ("README.md", "docs/*.md")
 # The sweep results (relative to results/) behind each seed table.
 SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                 "seeds-associative-recall": ("seeds/associative-recall/results.json",),
+                "seeds-associative-recall-ntm-lstm": (
+                    "seeds/associative-recall-ntm-lstm/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
@@ -211,11 +218,14 @@ def seed_table(results: Path, files: tuple[str, ...]) -> str:
     run summaries of the studies made before `diffmem sweep` (``{"runs": [...]}``)."""
     from diffmem import sweep
 
-    rows = []
+    rows, grid = [], []
     for f in files:
         data = json.loads((results / f).read_text())
         rows += data["rows"] if "rows" in data else [sweep.summary_row(r["seed"], r)
                                                      for r in data["runs"]]
+        grid += list(data.get("settings", {}).get("grid", {}))
+    if grid:  # a sweep of several grid points: by point, then seed, as the sweep wrote them
+        return sweep.table(rows, grid)
     return sweep.table(sorted(rows, key=lambda r: r["seed"]))
 
 

@@ -130,6 +130,21 @@ def test_every_head_starts_focused_on_the_first_row():
         assert np.all(np.asarray(w)[..., 0] > 0.99)
 
 
+def test_gate_bias_starts_every_heads_gate_there_and_nothing_else():
+    from diffmem.ntm import split_head_params
+
+    plain, biased = tiny(read_heads=2, write_heads=3), tiny(read_heads=2, write_heads=3,
+                                                           gate_bias=-2.0)
+    cell = biased.cell
+    raw = biased.cell.head_params.bias[...] - plain.cell.head_params.bias[...]
+    R = 2
+    reads = split_head_params(raw[: R * cell.read_size].reshape(1, R, -1), 4, 1, write=False)
+    writes = split_head_params(raw[R * cell.read_size:].reshape(1, 3, -1), 4, 1, write=True)
+    for head in (reads, writes):
+        np.testing.assert_allclose(head.g, jax.nn.sigmoid(-2.0), rtol=1e-6)
+    assert np.count_nonzero(np.asarray(raw)) == 5  # the gates alone
+
+
 def test_default_copy_model_has_about_the_papers_parameter_count():
     # Paper, Table 2: LSTM-controller NTM on copy has 67,561 parameters (SPEC: within ~10%).
     def count(model):  # from shapes alone: nothing is initialised

@@ -54,6 +54,8 @@ def test_a_local_sweep_tabulates_every_run_and_goes_on_after_an_interrupt(
     assert csv[0].startswith("train.lr,seed,status,target reached") and len(csv) == 5
     table = (tmp_path / "results.md").read_text()
     assert "- train.lr=1e-3: 0 of 2 seeds reached the target" in table
+    assert "median bits per sequence: length 10 " in table  # the paper's measure, by size
+    assert rows[0]["bits, length 10"] > 0 and "bits, length 10" in csv[0]
     assert "wall time of the whole sweep" in table
     # The finished trial was not trained again.
     assert len(_attempts(tmp_path, "lr-1e-3")) == 1

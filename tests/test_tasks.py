@@ -113,3 +113,44 @@ def test_fixed_target_tasks_return_their_target_bits(name, bits):
     assert task.target_bits == bits
     assert task.target() == bits
     assert task.target(123.0) == bits  # an optimum does not move a fixed target
+
+
+# ---------------------------------------------------------------------------------------------
+# curriculum: the training range's upper limits at a difficulty
+
+
+CURRICULUM = {"copy": ("min_length", "max_length"),
+              "repeat-copy": ("min_length", "max_length"),
+              "associative-recall": ("min_items", "max_items")}
+
+
+def _sizes(name, batch):
+    """The drawn size of each sequence: copy and repeat copy's length (its input steps before
+    the delimiter), associative recall's items (its item delimiters)."""
+    inputs = np.asarray(batch.inputs)
+    if name == "associative-recall":
+        return inputs[..., 6].sum(axis=1)
+    return np.argmax(inputs[..., 8], axis=1)
+
+
+@pytest.mark.parametrize("name", sorted(CURRICULUM))
+def test_a_curriculum_draws_sizes_up_to_the_limit_of_its_difficulty(name):
+    task = tasks.get(name)
+    low, high = (getattr(task, a) for a in CURRICULUM[name])
+    sample = jax.jit(task.sample, static_argnums=1)  # difficulty traced, as in training
+    key = jax.random.key(3)
+    assert task.has_curriculum
+    assert set(_sizes(name, sample(key, 256, difficulty=0.0))) == {low}
+    middle = low + round(0.5 * (high - low))
+    assert set(_sizes(name, sample(key, 256, difficulty=0.5))) == set(range(low, middle + 1))
+    # At difficulty 1 the batch is the training distribution's, drawn as without one.
+    for x, y in zip(sample(key, 8, difficulty=1.0), task.sample(key, 8)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    if name == "repeat-copy":  # both controls grow: the repeats too
+        repeats = np.asarray(sample(key, 256, difficulty=0.0).mask).sum(1) - 1  # L*R steps
+        np.testing.assert_array_equal(repeats, _sizes(name, sample(key, 256, difficulty=0.0)))
+
+
+def test_tasks_without_a_training_range_have_no_curriculum():
+    assert not tasks.get("dynamic-ngrams").has_curriculum
+    assert not tasks.get("priority-sort").has_curriculum

@@ -52,6 +52,19 @@ def test_short_training_on_short_copies_drives_the_loss_down(tiny_config):
     assert np.mean(losses[-20:]) < 0.75 * np.mean(losses[:20]), (losses[:5], losses[-5:])
 
 
+def test_a_curriculum_starts_at_the_shortest_sequences_and_reaches_the_whole_range(
+        tiny_config):
+    graphdef, rest, tx, state = _state(tiny_config)
+    step = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4, curriculum=400)
+    _, first = step(state, jax.random.key(0))
+    assert float(first["output_bits"]) == 8  # length 1 (the lower limit): 8 output bits
+    late = state._replace(step=jnp.asarray(99, jnp.int32))  # sequences 397-400: difficulty 1
+    _, m = step(late, jax.random.key(0))
+    _, plain = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)(late,
+                                                                          jax.random.key(0))
+    assert float(m["output_bits"]) == float(plain["output_bits"]) > 8
+
+
 def test_batches_are_a_function_of_seed_and_step(tiny_config):
     graphdef, rest, tx, state = _state(tiny_config)
     a = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)
@@ -225,6 +238,16 @@ def test_the_rate_falls_when_the_training_loss_stops_improving(tiny_config):
     assert rates[-1] == pytest.approx(2e-4)  # halved, halved again, then held at lr_min
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     assert 5e-4 in [pytest.approx(r) for r in rates]
+
+
+def test_the_warm_up_rises_linearly_to_the_rate_and_the_decay_counts_from_its_end(
+        tiny_config):
+    t = tiny_config.train.__class__(batch_size=8, lr=1e-3, lr_warmup=80)  # 10 updates
+    assert [learning_rate(t, None, s) for s in (0, 4, 9, 10, 500)] == pytest.approx(
+        [1e-4, 5e-4, 1e-3, 1e-3, 1e-3])  # update s at lr * (s + 1) / 10
+    t = t.__class__(batch_size=8, lr=1e-3, lr_warmup=80, lr_half_life=80, lr_min=1e-5)
+    assert [learning_rate(t, None, s) for s in (9, 20, 30)] == pytest.approx(
+        [1e-3, 5e-4, 2.5e-4])
 
 
 def test_a_run_logs_its_learning_rate_and_tensorboard_can_be_off(tmp_path, tiny_config):

@@ -44,6 +44,9 @@ class ModelConfig:
     # Collier & Beel's: never slower on copy (results/memory-init/), no extra parameters
     memory_init: str = "constant"
     clip: float = 20.0  # controller outputs clipped to +-20 before the heads (Collier & Beel)
+    # Initial bias of the NTM heads' interpolation-gate logits: below 0, heads start by
+    # moving from their previous weighting by shifts (diffmem.ntm.NTMCell).
+    gate_bias: float = 0.0
     # The DNC's refinements by Csordas & Schmidhuber (2019), off in the DNC paper; the other
     # models ignore them. See diffmem.dnc.DNCCell.
     content_masking: bool = False
@@ -69,6 +72,12 @@ class TrainConfig:
     # last stretch to the target, which needs a high rate.
     lr_half_life: int | None = None
     lr_min: float = 1e-4
+    # Sequences over which the rate rises linearly from 0 to lr at the start (0: off).
+    lr_warmup: int = 0
+    # Sequences over which the upper limits of the task's training range (copy's length,
+    # repeat copy's length and repeats, associative recall's items) rise linearly from their
+    # lower limits to the task's (0: off, the whole range from the start).
+    curriculum: int = 0
     # Multiply the rate by this (down to lr_min) whenever the mean training loss of an
     # eval_every stretch has not improved on the best for lr_plateau_patience stretches
     # (optax.contrib.reduce_on_plateau); None: off.
@@ -261,7 +270,7 @@ def validate(config: Config) -> Config:
         _positive_int(f"model.{name}", getattr(m, name))
     for name in ("batch_size", "sequences", "eval_every", "val_size", "eval_count", "patience"):
         _positive_int(f"train.{name}", getattr(t, name))
-    for name in ("max_rollbacks", "generalisation_val_size"):
+    for name in ("max_rollbacks", "generalisation_val_size", "lr_warmup", "curriculum"):
         value = getattr(t, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"train.{name}={value!r} must be an integer >= 0")
@@ -280,6 +289,14 @@ def validate(config: Config) -> Config:
     if m.kind != "dnc" and on:
         raise ConfigError(f"model.{on[0]}=true is a refinement of the DNC; the {m.kind} has "
                           "no such part: leave it false, or train --model dnc")
+    if t.curriculum and not tasks.get(config.task).has_curriculum:
+        raise ConfigError(f"train.curriculum={t.curriculum}: the {config.task} task has no "
+                          "training range to grow; leave it 0")
+    if not isinstance(m.gate_bias, (int, float)) or not math.isfinite(m.gate_bias):
+        raise ConfigError(f"model.gate_bias={m.gate_bias!r} must be a finite number, e.g. -2")
+    if m.gate_bias and m.kind not in ("ntm-lstm", "ntm-ff"):
+        raise ConfigError(f"model.gate_bias={m.gate_bias!r} sets the NTM heads' interpolation "
+                          f"gates; the {m.kind} has no such gate: leave it 0")
     if m.kind != "dnc" and (
             not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2):
         raise ConfigError(

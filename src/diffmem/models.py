@@ -84,6 +84,7 @@ def _ntm(controller: str) -> Builder:
             shift_radius=m.shift_radius,
             memory_init=m.memory_init,
             clip=m.clip,
+            gate_bias=m.gate_bias,
             rngs=rngs,
         )
 

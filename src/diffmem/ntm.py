@@ -114,6 +114,8 @@ class NTMCell(nnx.Module):
         memory) or "random" (a fixed random memory drawn at construction). In every scheme the
         initial weightings and read vectors are learned.
       clip: head parameters are computed from controller outputs clipped to [-clip, clip].
+      gate_bias: initial bias of every head's interpolation-gate logit; below 0 a head starts
+        by keeping its previous weighting (sigmoid(-2) = 0.12), so it moves by shifts alone.
       rngs: nnx.Rngs for parameter initialisation.
     """
 
@@ -132,6 +134,7 @@ class NTMCell(nnx.Module):
         shift_radius: int = 1,
         memory_init: str = "constant",
         clip: float = 20.0,
+        gate_bias: float = 0.0,
         rngs: nnx.Rngs,
     ):
         check_sizes(
@@ -162,6 +165,12 @@ class NTMCell(nnx.Module):
         self.head_params = nnx.Linear(
             controller_size, R * self.read_size + W * self.write_size, rngs=rngs
         )
+        if gate_bias:
+            # Each head's outputs are k (M), beta, g, ...: its gate is output M + 1.
+            starts = np.r_[np.arange(R) * self.read_size,
+                           R * self.read_size + np.arange(W) * self.write_size]
+            bias = self.head_params.bias[...].at[starts + M + 1].set(gate_bias)
+            self.head_params.bias = nnx.Param(bias)
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 
         # Learned initial state. Every head's initial weighting starts focused on row 0

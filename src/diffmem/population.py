@@ -77,7 +77,7 @@ def make_population_step(graphdef, rest, task: Task, t: TrainConfig, members: in
     """The jit-compiled ``step(states, data_keys, lrs, active) -> (states, metrics)`` of
     ``members`` runs: every argument has a leading axis of ``members``; a member whose
     ``active`` is False keeps its state (its metrics are computed and to be ignored)."""
-    update = make_update(graphdef, rest, task, t.batch_size, **sizes)
+    update = make_update(graphdef, rest, task, t.batch_size, t.curriculum, **sizes)
 
     def member(state: TrainState, data_key: jax.Array, lr: jax.Array, active: jax.Array):
         new, metrics = update(state, data_key, make_optimizer(t, lr))

@@ -410,6 +410,8 @@ def summary_row(seed: int, s: dict[str, Any] | None) -> dict[str, Any]:
     }
     for g in s["generalisation"]:
         row[f"wrong bits, {g['label']}"] = g["wrong_bit_fraction"]
+    for g in s["generalisation"]:  # the paper's measure, in results.json and .csv
+        row[f"bits, {g['label']}"] = g["bits"]
     return row
 
 
@@ -419,7 +421,8 @@ def write_results(out: Path, sweep: Sweep, rows: list[dict[str, Any]], seconds: 
     rundir.write_json(out / "results.json", {"settings": sweep.settings(), "seconds": seconds,
                                              "rows": rows})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(rows, names) + ["run_dir"],
+    bits = list(dict.fromkeys(k for row in rows for k in row if k.startswith("bits, ")))
+    writer = csv.DictWriter(buffer, fieldnames=columns(rows, names) + bits + ["run_dir"],
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -463,6 +466,11 @@ def point_line(rows: list[dict[str, Any]]) -> str:
     if checked:
         text += (f"; {sum(r['check passed'] for r in checked)} of {len(checked)} evaluated "
                  "models passed the generalisation check")
+    sizes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("bits, ")))
+    medians = [f"{k[len('bits, '):]} {statistics.median(v):.2f}" for k in sizes
+               if (v := [r[k] for r in rows if r.get(k) is not None])]
+    if medians:
+        text += "; median bits per sequence: " + ", ".join(medians)
     unfinished = sum(r["status"] == "not finished" for r in rows)
     return text + (f"; {unfinished} not finished" if unfinished else "") + "."
 

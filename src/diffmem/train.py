@@ -89,14 +89,23 @@ def make_optimizer(t: TrainConfig, lr: float | jax.Array | None = None
 
 def _schedule(t: TrainConfig, lr: float | jax.Array | None = None) -> float | optax.Schedule:
     lr = t.lr if lr is None else lr
-    if t.lr_half_life is None:
+    if t.lr_half_life is None and not t.lr_warmup:
         return lr
-    least = jnp.minimum if isinstance(lr, jax.Array) else min
-    # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
-    return optax.exponential_decay(
-        lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
-        end_value=least(lr, t.lr_min),
-    )
+    schedule = lr
+    if t.lr_half_life is not None:
+        least = jnp.minimum if isinstance(lr, jax.Array) else min
+        # Halve the rate every lr_half_life sequences (counted in updates of batch_size).
+        schedule = optax.exponential_decay(
+            lr, transition_steps=max(1, t.lr_half_life // t.batch_size), decay_rate=0.5,
+            end_value=least(lr, t.lr_min),
+        )
+    if not t.lr_warmup:
+        return schedule
+    warmup = max(1, t.lr_warmup // t.batch_size)  # in updates
+    rest = schedule if callable(schedule) else optax.constant_schedule(schedule)
+    # Update i of the warm-up (from 0) at lr * (i + 1) / warmup; the decay counts from its end.
+    return optax.join_schedules(
+        [optax.linear_schedule(lr / warmup, lr, max(1, warmup - 1)), rest], boundaries=[warmup])
 
 
 def learning_rate(t: TrainConfig, opt_state: Any, step: int) -> float:
@@ -114,13 +123,16 @@ def _forward(graphdef, rest, params, batch: Batch) -> jax.Array:
     return logits
 
 
-def make_update(graphdef, rest, task: Task, batch_size: int, **sizes: Any) -> Callable:
+def make_update(graphdef, rest, task: Task, batch_size: int, curriculum: int = 0,
+                **sizes: Any) -> Callable:
     """The update ``update(state, data_key, tx) -> (state, metrics)``, not compiled: sample
     batch ``state.step``, forward, backward, optimiser step. ``make_train_step`` compiles it
     for one run, ``diffmem.population`` for many at once.
 
     The batch is a function of ``data_key`` (see ``data_key``), the step and the state's batch
-    stream only. ``sizes`` are passed to ``task.sample`` (none: the training distribution).
+    stream only. ``sizes`` are passed to ``task.sample`` (none: the training distribution);
+    with ``curriculum`` sequences (TrainConfig.curriculum), the training range's upper limits
+    rise with the sequences trained until they reach the task's after that many.
 
     An update whose loss or gradients are not finite leaves the parameters and optimiser
     state unchanged and reports ``finite == False`` (and which of the two: ``loss_finite``,
@@ -136,7 +148,12 @@ def make_update(graphdef, rest, task: Task, batch_size: int, **sizes: Any) -> Ca
         # Stream 0 keeps the batches of runs without rollbacks as they always were.
         key = jax.lax.cond(state.stream > 0, lambda k: jax.random.fold_in(k, state.stream),
                            lambda k: k, key)
-        batch = task.sample(key, batch_size, **sizes)
+        if curriculum:
+            seen = (state.step + 1) * batch_size  # including this batch
+            sizes_now = dict(sizes, difficulty=jnp.minimum(1.0, seen / curriculum))
+        else:
+            sizes_now = sizes
+        batch = task.sample(key, batch_size, **sizes_now)
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
         grad_norm = optax.tree.norm(grads)
         loss_finite, grads_finite = jnp.isfinite(loss), jnp.isfinite(grad_norm)
@@ -161,11 +178,11 @@ def keep(condition: jax.Array, new: Any, old: Any) -> Any:
 
 def make_train_step(
     graphdef, rest, task: Task, tx: optax.GradientTransformation, batch_size: int,
-    **sizes: Any,
+    curriculum: int = 0, **sizes: Any,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """The jit-compiled update ``train_step(state, data_key)`` of one run (``make_update``).
     The key is an argument, not a constant, so that one compiled program serves every seed."""
-    update = make_update(graphdef, rest, task, batch_size, **sizes)
+    update = make_update(graphdef, rest, task, batch_size, curriculum, **sizes)
     return jax.jit(lambda state, data_key: update(state, data_key, tx))
 
 
@@ -406,7 +423,7 @@ def train_and_evaluate(
     graphdef, _, rest = nnx.split(model, nnx.Param, ...)
     if resume:  # the best model as the checkpoint has it, should a kill have left it behind
         save_best(run_dir, config, loop, rest)
-    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size)
+    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, t.curriculum)
     eval_step = make_eval_step(graphdef, rest)
     batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
     optimum = optimal_bits(task, batches)

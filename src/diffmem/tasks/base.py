@@ -42,6 +42,10 @@ class Task(abc.ABC):
     # Training keeps the checkpoint that does best on them and, stopping early, trains on
     # past the target until all of them pass (diffmem.train). Empty: the task has none.
     generalisation_check: tuple[tuple[dict[str, Any], float], ...] = ()
+    # Whether ``sample`` takes ``difficulty``: a fraction in (0, 1] of the way from the lower
+    # to the upper limit of every control of the training range, the upper limits a
+    # curriculum (TrainConfig.curriculum) raises as training goes on.
+    has_curriculum: bool = False
     # One size beyond the training range, for memory figures and ``diffmem demo`` ({}: the
     # training distribution, for tasks without size controls).
     example_size: dict[str, Any] = {}
@@ -114,6 +118,15 @@ def parse_int(text: str, minimum: int, message: str) -> int:
     if number < minimum:
         raise ValueError(message)
     return number
+
+
+def upper_limit(low: int, high: int, difficulty: jax.Array | float | None) -> jax.Array | int:
+    """The upper limit of a training-range control at ``difficulty`` (None: ``high``): from
+    ``low`` at difficulty 0 to ``high`` at 1, rounded to the nearest integer."""
+    if difficulty is None:
+        return high
+    return low + jax.numpy.round(jax.numpy.clip(difficulty, 0.0, 1.0) * (high - low)).astype(
+        jax.numpy.int32)
 
 
 def positive_int(value: Any, what: str) -> int:
