@@ -50,6 +50,7 @@ SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                 "seeds-associative-recall": ("seeds/associative-recall/results.json",),
                 "seeds-associative-recall-ntm-lstm": (
                     "seeds/associative-recall-ntm-lstm/results.json",),
+                "seeds-repeat-copy": ("seeds/repeat-copy-ntm-lstm/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
@@ -65,7 +66,7 @@ RUNS = {
     ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-paper.json",
     ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-paper.json",
     ("repeat-copy", "lstm"): "reproduce/repeat-copy-lstm-default.json",
-    ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-paper.json",
+    ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-default.json",
     ("associative-recall", "ntm-ff"): "reproduce/associative-recall-ntm-ff-paper.json",
     ("associative-recall", "lstm"): "reproduce/associative-recall-lstm-default.json",
     ("dynamic-ngrams", "ntm-lstm"): "reproduce/dynamic-ngrams-ntm-lstm-default.json",

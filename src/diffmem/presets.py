@@ -7,9 +7,9 @@ defaults, apart from ``model.kind``, which is the row's model, and the reason fo
 to, with its parameter count beside the paper's.
 
 Presets:
-- ``default``: what trains fastest here, batches of 32 and Adam (the dataclass defaults), on
-  the paper's architecture; some NTMs train the paper's way instead, where batches of 32 did
-  not learn the task.
+- ``default``: what trains fastest here, batches and Adam (by default 32 at 3e-3, the
+  dataclass defaults), on the paper's architecture; the feed-forward NTM on associative recall
+  trains the paper's way instead, where batches did not do as well (its row says why).
 - ``paper``: the paper's architecture and training (Graves et al. 2014; ``PAPER_MODELS``).
 
 A task registered at run time (``diffmem.tasks.register``) has no row: its default preset is
