@@ -82,10 +82,22 @@ class ConsoleReporter(Reporter):
 
     def start(self, config, parameters: int, sequences: int, compile_seconds: float,
               seconds: float = 0.0) -> None:
+        t = config.train
+        self.begin(config, parameters, f"{t.lr:g}, seed {t.seed}", t.sequences, sequences,
+                   compile_seconds, seconds)
+        if self.console.is_terminal:
+            self.bar("seq  loss {task.fields[loss]}  bits {task.fields[bits]}  "
+                     "val {task.fields[val]}  {task.fields[speed]} seq/s",
+                     loss="-", bits="-", val="-", speed="-")
+
+    def begin(self, config, parameters: int, rates: str, total: int, done: int,
+              compile_seconds: float, seconds: float, per: str = "") -> None:
+        """Set the budget (``total`` sequences, ``done`` of them already) and print the line
+        saying what trains; ``rates`` follows "lr", ``per`` the budget."""
         from diffmem.config import paper_parameters
 
         t = config.train
-        self.minutes, self.total, self.done = t.minutes, t.sequences, sequences
+        self.minutes, self.total, self.done = t.minutes, total, done
         self.started, self.seconds = time.perf_counter(), seconds
         budget = f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes else "")
         paper = paper_parameters(config)
@@ -93,22 +105,21 @@ class ConsoleReporter(Reporter):
         self.console.print(
             f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
             f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
-            f"{t.optimizer} lr {t.lr:g}, seed {t.seed}; budget {budget}; "
+            f"{t.optimizer} lr {rates}; budget {budget}{per}; "
             f"compiled in {compile_seconds:.1f} s",
             highlight=False,
         )
-        if not self.console.is_terminal:
-            return
+
+    def bar(self, fields: str, **values: str) -> None:
+        """Start the live bar over the budget's sequences, ``fields`` (a rich template of
+        ``values``) after the count."""
         self.progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("seq  loss {task.fields[loss]}  bits {task.fields[bits]}  "
-                       "val {task.fields[val]}  {task.fields[speed]} seq/s"),
+            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn(fields),
             TimeElapsedColumn(), _TimeLeft(self), console=self.console,
         )
         self.progress.start()
-        self.task_id = self.progress.add_task(
-            "train", total=t.sequences, completed=sequences, loss="-", bits="-", val="-",
-            speed="-")
+        self.task_id = self.progress.add_task("train", total=self.total, completed=self.done,
+                                              **values)
 
     def elapsed(self) -> float:
         """The run's wall time, earlier attempts and compilation included."""
@@ -171,36 +182,19 @@ class PopulationConsoleReporter:
 
     def start(self, configs, names: list[str], parameters: int, sequences: int,
               compile_seconds: float, seconds: float = 0.0) -> None:
-        from diffmem.config import paper_parameters
-
         config, t = configs[0], configs[0].train
         self.names = names
-        self.single.minutes, self.single.total = t.minutes, t.sequences * len(configs)
-        self.single.done, self.single.seconds = sequences, seconds
-        self.single.started = time.perf_counter()
-        budget = (f"{t.sequences:,} sequences" + (f" or {t.minutes:g} minutes" if t.minutes
-                                                   else "") + " per member")
-        rates = sorted({c.train.lr for c in configs})
-        paper = paper_parameters(config)
-        versus = f", the paper's {paper:,}" if paper else ""
-        self.console.print(
-            f"[bold]diffmem train {config.task}[/bold] ({config.preset} preset): "
-            f"{config.model.kind} ({parameters:,} parameters{versus}), batch {t.batch_size}, "
-            f"{t.optimizer} lr {', '.join(f'{r:g}' for r in rates)}; a population of "
-            f"{len(configs)} members (seeds {_seeds(configs)}) in one compiled update; "
-            f"budget {budget}; compiled in {compile_seconds:.1f} s", highlight=False)
+        rates = ", ".join(f"{r:g}" for r in sorted({c.train.lr for c in configs}))
+        self.single.begin(
+            config, parameters,
+            f"{rates}; a population of {len(configs)} members (seeds {_seeds(configs)}) in one "
+            "compiled update", t.sequences * len(configs), sequences, compile_seconds, seconds,
+            per=" per member")
         if not self.console.is_terminal:
             return
-        single = self.single
-        single.progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("seq  running {task.fields[running]}  best val {task.fields[val]}  "
-                       "{task.fields[speed]} seq/s"),
-            TimeElapsedColumn(), _TimeLeft(single), console=self.console)
-        single.progress.start()
-        single.task_id = single.progress.add_task(
-            "train", total=single.total, completed=sequences, running=f"{len(names)}",
-            val="-", speed="-")
+        self.single.bar("seq  running {task.fields[running]}  best val {task.fields[val]}  "
+                        "{task.fields[speed]} seq/s", running=f"{len(names)}", val="-",
+                        speed="-")
         self.best: dict[str, float] = {}
         self.running = set(names)
 
