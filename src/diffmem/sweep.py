@@ -410,9 +410,14 @@ def summary_row(seed: int, s: dict[str, Any] | None) -> dict[str, Any]:
     }
     for g in s["generalisation"]:
         row[f"wrong bits, {g['label']}"] = g["wrong_bit_fraction"]
-    for g in s["generalisation"]:  # the paper's measure, in results.json and .csv
-        row[f"bits, {g['label']}"] = g["bits"]
+    # The paper's measure, in results.json and .csv (``bit_columns``) and the grid points' lines.
+    row.update({f"bits, {g['label']}": g["bits"] for g in s["generalisation"]})
     return row
+
+
+def bit_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' columns of bits per sequence, one per evaluated size, in order."""
+    return list(dict.fromkeys(k for row in rows for k in row if k.startswith("bits, ")))
 
 
 def write_results(out: Path, sweep: Sweep, rows: list[dict[str, Any]], seconds: float) -> None:
@@ -421,8 +426,8 @@ def write_results(out: Path, sweep: Sweep, rows: list[dict[str, Any]], seconds: 
     rundir.write_json(out / "results.json", {"settings": sweep.settings(), "seconds": seconds,
                                              "rows": rows})
     buffer = io.StringIO()
-    bits = list(dict.fromkeys(k for row in rows for k in row if k.startswith("bits, ")))
-    writer = csv.DictWriter(buffer, fieldnames=columns(rows, names) + bits + ["run_dir"],
+    writer = csv.DictWriter(buffer, fieldnames=columns(rows, names) + bit_columns(rows) +
+                            ["run_dir"],
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -466,8 +471,7 @@ def point_line(rows: list[dict[str, Any]]) -> str:
     if checked:
         text += (f"; {sum(r['check passed'] for r in checked)} of {len(checked)} evaluated "
                  "models passed the generalisation check")
-    sizes = list(dict.fromkeys(k for r in rows for k in r if k.startswith("bits, ")))
-    medians = [f"{k[len('bits, '):]} {statistics.median(v):.2f}" for k in sizes
+    medians = [f"{k[len('bits, '):]} {statistics.median(v):.2f}" for k in bit_columns(rows)
                if (v := [r[k] for r in rows if r.get(k) is not None])]
     if medians:
         text += "; median bits per sequence: " + ", ".join(medians)

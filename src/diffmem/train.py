@@ -89,8 +89,6 @@ def make_optimizer(t: TrainConfig, lr: float | jax.Array | None = None
 
 def _schedule(t: TrainConfig, lr: float | jax.Array | None = None) -> float | optax.Schedule:
     lr = t.lr if lr is None else lr
-    if t.lr_half_life is None and not t.lr_warmup:
-        return lr
     schedule = lr
     if t.lr_half_life is not None:
         least = jnp.minimum if isinstance(lr, jax.Array) else min
