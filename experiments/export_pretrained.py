@@ -40,7 +40,7 @@ def export(record_path: Path) -> Path:
     # The evaluated model: the best checkpoint (a run from before there was one: the last).
     best = summary.get("best")
     ckpt = Path(summary["run_dir"]) / (checkpoint.BEST if best else checkpoint.FILENAME)
-    _, header = checkpoint.read(ckpt)
+    header = checkpoint.read_header(ckpt)
     step = best["step"] if best else summary["steps"]
     if header["step"] != step:
         raise SystemExit(f"{ckpt} is at step {header['step']}, the record at {step}")

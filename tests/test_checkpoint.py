@@ -39,6 +39,7 @@ def test_a_checkpoint_round_trips_its_tensors_and_json_header(tmp_path):
     tensors, header = checkpoint.read(path)
     assert (header["format"], header["version"], header["step"]) == (
         checkpoint.FORMAT, checkpoint.VERSION, 7)
+    assert checkpoint.read_header(path) == header  # the header alone, the tensors unread
     # Settings are JSON in the safetensors header: nothing is unpickled or executed.
     with safe_open(path, framework="numpy") as f:
         assert json.loads(f.metadata()["diffmem"])["counters"] == {"sequences": 28}
@@ -77,13 +78,15 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
 def test_files_that_are_not_diffmem_checkpoints_of_this_version_are_refused(tmp_path):
     other = tmp_path / "other.safetensors"
     save_file({"w": np.zeros(2, np.float32)}, str(other))
-    with pytest.raises(checkpoint.CheckpointError, match="not a diffmem checkpoint"):
-        checkpoint.read(other)
+    for read in (checkpoint.read, checkpoint.read_header):
+        with pytest.raises(checkpoint.CheckpointError, match="not a diffmem checkpoint"):
+            read(other)
     future = tmp_path / "future.safetensors"
     save_file({"w": np.zeros(2, np.float32)}, str(future), metadata={"diffmem": json.dumps(
         {"format": checkpoint.FORMAT, "version": 99, "config": {}, "step": 0, "counters": {}})})
-    with pytest.raises(checkpoint.CheckpointError, match="format version 99.*reads version 1"):
-        checkpoint.read(future)
+    for read in (checkpoint.read, checkpoint.read_header):
+        with pytest.raises(checkpoint.CheckpointError, match="format version 99.*reads version 1"):
+            read(future)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing"])

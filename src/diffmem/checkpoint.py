@@ -62,13 +62,24 @@ def save(path: str | os.PathLike, model_state: nnx.State, meta: dict[str, Any],
 
 def read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Load a checkpoint's tensors and header, checking that it is a diffmem checkpoint."""
+    return _read(path, with_tensors=True)
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's header (configuration, counters, ...) without reading its tensors,
+    checked as ``read`` checks it."""
+    return _read(path, with_tensors=False)[1]
+
+
+def _read(path: str | os.PathLike, with_tensors: bool
+          ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: the file does not exist")
     try:
         with safe_open(path, framework="numpy") as f:
             raw = (f.metadata() or {}).get("diffmem")
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors = {name: f.get_tensor(name) for name in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is truncated or corrupt ({err}); "

@@ -269,7 +269,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         _check_resumable(args, changes)
         run_dir = Path(args.resume)
-        config = Config.from_dict(checkpoint.read(run_dir / checkpoint.FILENAME)[1]["config"])
+        config = Config.from_dict(checkpoint.read_header(run_dir / checkpoint.FILENAME)["config"])
         if args.task and args.task != config.task:
             raise ValueError(f"{run_dir} is a {config.task!r} run, not {args.task!r}")
     else:
@@ -458,7 +458,7 @@ def _demo(args: argparse.Namespace) -> int:
         from diffmem import checkpoint
         from diffmem.config import Config
 
-        header = checkpoint.read(path)[1]
+        header = checkpoint.read_header(path)
         _warn_capacity(Config.from_dict(header["config"]), [size])
     r = demo.run(args.task, size, seed, args.model)
     info = r.info

@@ -36,7 +36,7 @@ def _shipped() -> dict[tuple[str, str], Path]:
     and the model ``load_pretrained`` returns never differ."""
     found = {}
     for path in sorted(WEIGHTS.glob("*.safetensors")):
-        config = checkpoint.read(path)[1]["config"]
+        config = checkpoint.read_header(path)["config"]
         task, kind = config["task"], config["model"]["kind"]
         if path.name not in (f"{task}.safetensors", f"{task}-{kind}.safetensors"):
             raise checkpoint.CheckpointError(
@@ -122,7 +122,7 @@ def load_pretrained(task: str, model: str | None = None):
 
     path = pretrained_path(task, model)
     module, config = load(path)
-    _, header = checkpoint.read(path)
+    header = checkpoint.read_header(path)
     return module, config, header.get("pretrained", {})
 
 

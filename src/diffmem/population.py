@@ -161,7 +161,7 @@ def population_configs(run_dir: str | os.PathLike) -> list[Config]:
     for m in members:
         path = Path(run_dir) / m["dir"] / checkpoint.FILENAME
         if path.is_file():
-            configs.append(Config.from_dict(checkpoint.read(path)[1]["config"]))
+            configs.append(Config.from_dict(checkpoint.read_header(path)["config"]))
         else:
             configs.append(rundir.read_config(Path(run_dir) / m["dir"]))
     return configs

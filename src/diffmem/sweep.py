@@ -151,7 +151,8 @@ def run_trial(spec: dict[str, Any], reporter=None, note: dict[str, Any] | None =
     at = {}
     for m in members or []:
         path = run_dir / m["dir"] / checkpoint.FILENAME
-        at[m["dir"]] = checkpoint.read(path)[1]["counters"]["sequences"] if path.is_file() else 0
+        at[m["dir"]] = (checkpoint.read_header(path)["counters"]["sequences"]
+                        if path.is_file() else 0)
     with open(run_dir / ATTEMPTS, "a") as f:
         f.write(json.dumps({"pid": os.getpid(), "resumed": members is not None,
                             "sequences": at, "time": time.time(), **(note or {})}) + "\n")
