@@ -25,6 +25,8 @@ from diffmem import tasks
 
 def memory_use(run_dir: str, count: int = 64, seed: int = 1234) -> dict:
     model, config = diffmem.load(run_dir)
+    if config.model.kind not in ("ntm-lstm", "ntm-ff"):
+        raise SystemExit(f"{run_dir}: a {config.model.kind}; this measures an NTM's heads")
     task = tasks.get(config.task)
     batch = task.sample(jax.random.key(seed), count)
     logits, _, trace = model(batch.inputs, return_trace=True)
