@@ -10,6 +10,9 @@ JAX_COMPILATION_CACHE_DIR yourself to keep the cache between sessions (otherwise
 directory is made, and removed at the end). The pytest-xdist workers inherit it from the
 controlling process, which alone removes it.
 
+Within a worker, runs of equal settings share their compiled programs in memory as well
+(``diffmem.programs``): a test that trains the tiny configuration again traces nothing.
+
 XLA's CPU backend spends most of a program's compilation in LLVM's optimisation passes, while
 the suite's programs are small and run briefly: unoptimised, they compile two to three times
 faster. The results agree with optimised code to float32 rounding (multiply-adds are not
@@ -36,6 +39,7 @@ import inspect  # noqa: E402  (jax reads the environment above when it is import
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from diffmem import tasks  # noqa: E402
 from diffmem.config import resolve  # noqa: E402
@@ -85,31 +89,39 @@ def tiny_config():
     return tiny()
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """A finished run of ``tiny()`` (its directory and loaded model), shared by the figure,
-    report and CLI tests. Every tiny run compiles the same programs, so after the session's
-    first they come from the compilation cache."""
+def _shared_run(tmp_path_factory, worker_id, name, config):
+    """A finished run of ``config`` and its loaded model, trained once for the whole session:
+    under pytest-xdist the first worker to ask trains it in the workers' common temporary
+    directory, holding a lock, and the others load it from there. Tests read it; one that
+    changes a run copies it first."""
     import diffmem
     from diffmem.train import train_and_evaluate
 
-    run_dir = tmp_path_factory.mktemp("tiny-run")
-    train_and_evaluate(tiny(), run_dir)
+    if worker_id == "master":  # not under xdist
+        run_dir = tmp_path_factory.mktemp(name)
+        train_and_evaluate(config, run_dir)
+    else:
+        run_dir = tmp_path_factory.getbasetemp().parent / name
+        with FileLock(f"{run_dir}.lock"):
+            if not (run_dir / "summary.json").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died mid-run
+                train_and_evaluate(config, run_dir)
     model, _ = diffmem.load(run_dir)
     return run_dir, model
 
 
 @pytest.fixture(scope="session")
-def tiny_dnc_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
+    """A finished run of ``tiny()`` (its directory and loaded model), shared by the figure,
+    report and CLI tests."""
+    return _shared_run(tmp_path_factory, worker_id, "tiny-run", tiny())
+
+
+@pytest.fixture(scope="session")
+def tiny_dnc_run(tmp_path_factory, worker_id):
     """A finished run of ``tiny_dnc()`` (its directory and loaded model), shared by the DNC's
     checkpoint, figure, report and CLI tests."""
-    import diffmem
-    from diffmem.train import train_and_evaluate
-
-    run_dir = tmp_path_factory.mktemp("tiny-dnc-run")
-    train_and_evaluate(tiny_dnc(), run_dir)
-    model, _ = diffmem.load(run_dir)
-    return run_dir, model
+    return _shared_run(tmp_path_factory, worker_id, "tiny-dnc-run", tiny_dnc())
 
 
 class Samples:

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from diffmem import __version__, models, tasks
-    from diffmem.config import OPTIMIZERS, default_model, preset_names
+    from diffmem.config import OPTIMIZERS, preset_names
     from diffmem.ntm import MEMORY_INITS
     from diffmem.presets import DEFAULT_MODELS
 
@@ -46,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train a model on a task; `diffmem config TASK` shows the "
                        "settings it will use (diffmem.presets).")
     p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
-    defaults = "; ".join(f"{m} for {t}" for t, m in DEFAULT_MODELS.items())
-    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: "
-                   f"{default_model('copy')}; {defaults})")
+    chosen = set(DEFAULT_MODELS.values())
+    defaults = (chosen.pop() if len(chosen) == 1 else
+                "; ".join(f"{m} for {t}" for t, m in DEFAULT_MODELS.items()))
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: {defaults})")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--sequences", type=int, help="budget: stop after this many sequences")

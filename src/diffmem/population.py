@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from diffmem import checkpoint, rundir, scan, tasks
+from diffmem import checkpoint, programs, rundir, scan, tasks
 from diffmem.config import Config, ConfigError, TrainConfig, validate
 from diffmem.models import build_model, count_parameters, for_evaluation, load
 from diffmem.resume import (
@@ -67,6 +67,7 @@ from diffmem.train import (
     optimal_bits,
     stop_reason,
     summarise,
+    update_settings,
 )
 
 POPULATION = "population.json"
@@ -349,10 +350,15 @@ class Steps:
         self.keys = jnp.stack([data_key(c.train.seed) for c in configs])
         self.lrs = jnp.asarray([c.train.lr for c in configs], jnp.float32)
         self.states = stack([self.loops[k].state for k in ids])
-        step = make_population_step(self.graphdef, self.rest, self.task, t, len(ids))
-        self.compiled = compile_step(step, self.states, self.keys, self.lrs,
-                                     jnp.ones((len(ids),), bool), batch_size=t.batch_size,
-                                     members=len(ids))
+        active = jnp.ones((len(ids),), bool)
+        self.compiled = programs.get(
+            ("population step", self.configs[0].model, self.graphdef,
+             programs.fingerprint(self.rest), self.task.identity(), update_settings(t),
+             programs.shapes(self.states)),
+            lambda: compile_step(
+                make_population_step(self.graphdef, self.rest, self.task, t, len(ids)),
+                self.states, self.keys, self.lrs, active, batch_size=t.batch_size,
+                members=len(ids)))
 
     def __call__(self, running: list[bool]) -> dict[str, jax.Array]:
         """One update of the running members; their metrics, over ``self.ids``."""

@@ -15,6 +15,7 @@ resumed run sees exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -33,8 +34,14 @@ import numpy as np
 import optax
 from flax import nnx
 
-from diffmem import losses, rundir, tasks
-from diffmem.config import Config, TrainConfig, paper_parameters, validate
+from diffmem import losses, programs, rundir, tasks
+from diffmem.config import (
+    RESUMABLE_TRAIN_FIELDS,
+    Config,
+    TrainConfig,
+    paper_parameters,
+    validate,
+)
 from diffmem.models import build_model, count_parameters, for_evaluation
 from diffmem.resume import (
     FirstTarget,
@@ -208,9 +215,29 @@ def compile_step(step: Callable, *args: Any, batch_size: int, members: int = 1) 
     return step.lower(*args).compile(compiler_options(batch_size, members))
 
 
-def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
-    """Jit-compiled metrics of the model on one batch (summed over its sequences)."""
+# Training fields that do not shape the compiled update: the budgets, logging, what follows
+# a non-finite step, the validation sets' sizes, and the seed (the data key and the
+# parameters are the update's arguments).
+_NOT_IN_UPDATE = (*RESUMABLE_TRAIN_FIELDS, "seed", "val_size", "eval_count",
+                  "generalisation_val_size")
 
+
+def update_settings(t: TrainConfig) -> TrainConfig:
+    """``t`` with the fields that do not shape the compiled update at their defaults: runs
+    with equal settings (and equal models and tasks) share one compiled update."""
+    defaults = TrainConfig()
+    return dataclasses.replace(t, **{f: getattr(defaults, f) for f in _NOT_IN_UPDATE})
+
+
+def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
+    """Jit-compiled metrics of the model on one batch (summed over its sequences); one
+    function per model structure and constants in the process (``diffmem.programs``), so
+    that its compiled programs serve every run and evaluation of such a model."""
+    return programs.get(("eval step", graphdef, programs.fingerprint(rest)),
+                        lambda: _make_eval_step(graphdef, rest))
+
+
+def _make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
     @jax.jit
     def eval_step(params, batch: Batch):
         logits = _forward(graphdef, rest, params, batch)
@@ -421,7 +448,6 @@ def train_and_evaluate(
     graphdef, _, rest = nnx.split(model, nnx.Param, ...)
     if resume:  # the best model as the checkpoint has it, should a kill have left it behind
         save_best(run_dir, config, loop, rest)
-    train_step = make_train_step(graphdef, rest, task, tx, t.batch_size, t.curriculum)
     eval_step = make_eval_step(graphdef, rest)
     batches = fixed_batches(task, t.val_size, VALIDATION_SEED)
     optimum = optimal_bits(task, batches)
@@ -431,7 +457,12 @@ def train_and_evaluate(
     # Compile once, up front, so that the progress display's speeds are honest.
     compile_start = time.perf_counter()
     key = data_key(t.seed)
-    train_step = compile_step(train_step, loop.state, key, batch_size=t.batch_size)
+    train_step = programs.get(
+        ("train step", config.model, graphdef, programs.fingerprint(rest), task.identity(),
+         update_settings(t), programs.shapes(loop.state)),
+        lambda: compile_step(make_train_step(graphdef, rest, task, tx, t.batch_size,
+                                             t.curriculum),
+                             loop.state, key, batch_size=t.batch_size))
     compile_seconds = time.perf_counter() - compile_start
 
     s = Session(config, run_dir, rest, key, eval_step, validation,

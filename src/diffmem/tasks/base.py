@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import abc
 import operator
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 import jax
+
+from diffmem import programs
 
 
 class Batch(NamedTuple):
@@ -67,11 +70,21 @@ class Task(abc.ABC):
     def sample_compiled(self, key: jax.Array, batch_size: int, **sizes: Any) -> Batch:
         """``sample``, compiled once per batch shape: run eagerly, every operation of a sampler
         is compiled on its own for each new shape. The batches are the same."""
-        samplers = self.__dict__.setdefault("_compiled_samplers", {})
         names = tuple(sorted(sizes))
-        if names not in samplers:
-            samplers[names] = jax.jit(self.sample, static_argnums=1, static_argnames=names)
-        return samplers[names](key, batch_size, **sizes)
+        sampler = programs.get(
+            ("sampler", self.identity(), names),
+            lambda: jax.jit(self.sample, static_argnums=1, static_argnames=names))
+        return sampler(key, batch_size, **sizes)
+
+    def identity(self) -> Hashable:
+        """The task's class and settings: equal for tasks that draw the same batches, so that
+        they share compiled programs (``diffmem.programs``)."""
+        settings = tuple(sorted((k, v) for k, v in vars(self).items() if not k.startswith("_")))
+        try:
+            hash(settings)
+        except TypeError:  # a setting that is not hashable: this instance alone
+            return type(self), id(self)
+        return type(self), settings
 
     def parse_size(self, text: str) -> dict[str, Any]:
         """Turn one command-line size (for example "120") into ``sample`` keyword arguments.
