@@ -39,6 +39,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
                "<!-- seeds-associative-recall-ntm-lstm-table:end -->"),
            "seeds-repeat-copy": ("<!-- seeds-repeat-copy-table:start -->",
                                  "<!-- seeds-repeat-copy-table:end -->"),
+           "seeds-repeat-copy-lr-decay": ("<!-- seeds-repeat-copy-lr-decay-table:start -->",
+                                          "<!-- seeds-repeat-copy-lr-decay-table:end -->"),
            "seeds-copy-dnc": ("<!-- seeds-copy-dnc-table:start -->",
                               "<!-- seeds-copy-dnc-table:end -->"),
            "dnc-switches": ("<!-- dnc-switches-table:start -->",
@@ -51,6 +53,8 @@ SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                 "seeds-associative-recall-ntm-lstm": (
                     "seeds/associative-recall-ntm-lstm/results.json",),
                 "seeds-repeat-copy": ("seeds/repeat-copy-ntm-lstm/results.json",),
+                "seeds-repeat-copy-lr-decay": (
+                    "seeds/repeat-copy-ntm-lstm-lr-decay/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS

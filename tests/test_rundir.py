@@ -53,3 +53,16 @@ def test_config_round_trips_and_bad_files_name_themselves(tmp_path):
     with pytest.raises(ValueError, match="summary.json is not valid JSON"):
         rundir.read_summary(tmp_path)
     assert rundir.read_summary(tmp_path / "nowhere") is None
+
+
+def test_a_run_resumed_within_the_second_keeps_the_first_event_file(tmp_path):
+    # Event files are named by the second they were opened in: a resumed run's writer opened
+    # in the same second must not overwrite the first one's file.
+    config = resolve("copy")
+    for resume_at in (None, 16):
+        writer = rundir.tensorboard_writer(tmp_path, config, resume_at)
+        writer.add_scalar("validation/bits", 1.0, 16 if resume_at is None else 32)
+        writer.close()
+    files = sorted((tmp_path / rundir.TENSORBOARD).glob("events.out.tfevents.*"))
+    assert len(files) == 2
+    assert files[0].stat().st_size > files[1].stat().st_size  # the first also holds the config

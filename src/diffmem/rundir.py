@@ -21,6 +21,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,11 @@ def tensorboard_writer(run_dir: str | os.PathLike, config, resume_at: int | None
     if resume_at is None:
         for stale in folder.glob("events.out.tfevents.*"):
             stale.unlink()
-    writer = SummaryWriter(str(folder), purge_step=None if resume_at is None else resume_at + 1)
+    # Event files are named by the second they were opened in; a resumed run opened within
+    # the same second would overwrite the first one's file. The suffix keeps the names apart
+    # and, equal in length, in the order they were written, which TensorBoard reads them in.
+    writer = SummaryWriter(str(folder), purge_step=None if resume_at is None else resume_at + 1,
+                           filename_suffix=f".{time.time_ns()}")
     if resume_at is None:
         writer.add_text("config", "```\n" + json.dumps(config.to_dict(), indent=2) + "\n```", 0)
     return writer
