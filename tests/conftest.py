@@ -45,11 +45,10 @@ from diffmem import tasks  # noqa: E402
 from diffmem.config import resolve  # noqa: E402
 from diffmem.tasks import Batch  # noqa: E402
 
-# The files with the longest tests, longest first (0.11.0's durations; the Ray test, the
-# longest single test, first of all): pytest-xdist
-# hands whole files to its workers in collection order, so these go first and the short
-# files fill in around them, instead of one long file starting last while the others
-# have nothing left to do.
+# The files with the longest tests, longest first (0.11.0's durations; the Ray test's file,
+# the longest single test, first of all): pytest-xdist hands whole files to its workers in
+# collection order, so these go first and the short files fill in around them, instead of
+# one long file starting last while the others have nothing left to do.
 SLOW_FIRST = ("test_sweep.py", "test_train.py", "test_population.py", "test_resilience.py",
               "test_dnc.py", "test_demo.py", "test_ntm.py", "test_dnc_addressing.py")
 

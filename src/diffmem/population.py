@@ -67,7 +67,7 @@ from diffmem.train import (
     optimal_bits,
     stop_reason,
     summarise,
-    update_settings,
+    update_key,
 )
 
 POPULATION = "population.json"
@@ -352,9 +352,8 @@ class Steps:
         self.states = stack([self.loops[k].state for k in ids])
         active = jnp.ones((len(ids),), bool)
         self.compiled = programs.get(
-            ("population step", self.configs[0].model, self.graphdef,
-             programs.fingerprint(self.rest), self.task.identity(), update_settings(t),
-             programs.shapes(self.states)),
+            update_key("population step", self.configs[0], self.graphdef, self.rest,
+                       self.task, self.states),
             lambda: compile_step(
                 make_population_step(self.graphdef, self.rest, self.task, t, len(ids)),
                 self.states, self.keys, self.lrs, active, batch_size=t.batch_size,

@@ -23,7 +23,7 @@ import platform
 import shlex
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -227,6 +227,13 @@ def update_settings(t: TrainConfig) -> TrainConfig:
     with equal settings (and equal models and tasks) share one compiled update."""
     defaults = TrainConfig()
     return dataclasses.replace(t, **{f: getattr(defaults, f) for f in _NOT_IN_UPDATE})
+
+
+def update_key(kind: str, config: Config, graphdef, rest, task: Task, state: Any) -> Hashable:
+    """The key (``diffmem.programs``) of a compiled update of ``kind`` for ``config``'s model
+    on ``task``, taking ``state``: all that shapes it, for single runs and populations alike."""
+    return (kind, config.model, graphdef, programs.fingerprint(rest), task.identity(),
+            update_settings(config.train), programs.shapes(state))
 
 
 def make_eval_step(graphdef, rest) -> Callable[[nnx.State, Batch], dict[str, jax.Array]]:
@@ -458,8 +465,7 @@ def train_and_evaluate(
     compile_start = time.perf_counter()
     key = data_key(t.seed)
     train_step = programs.get(
-        ("train step", config.model, graphdef, programs.fingerprint(rest), task.identity(),
-         update_settings(t), programs.shapes(loop.state)),
+        update_key("train step", config, graphdef, rest, task, loop.state),
         lambda: compile_step(make_train_step(graphdef, rest, task, tx, t.batch_size,
                                              t.curriculum),
                              loop.state, key, batch_size=t.batch_size))
