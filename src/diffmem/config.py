@@ -103,6 +103,12 @@ class TrainConfig:
     # ends the run there.
     on_nonfinite: str = "rollback"
     max_rollbacks: int = 3
+    # Start again from fresh initial weights (drawn from the seed and the restart's number),
+    # with a fresh optimiser and rate schedule, when validation is still above restart_above
+    # bits per sequence restart_after sequences after the last start and the target was never
+    # met: a plateau that some initialisations never leave (0: off).
+    restart_after: int = 0
+    restart_above: float = 0.0
 
 
 # The training fields a resumed run may change (`diffmem train --resume RUN_DIR --set ...`):
@@ -270,7 +276,8 @@ def validate(config: Config) -> Config:
         _positive_int(f"model.{name}", getattr(m, name))
     for name in ("batch_size", "sequences", "eval_every", "val_size", "eval_count", "patience"):
         _positive_int(f"train.{name}", getattr(t, name))
-    for name in ("max_rollbacks", "generalisation_val_size", "lr_warmup", "curriculum"):
+    for name in ("max_rollbacks", "generalisation_val_size", "lr_warmup", "curriculum",
+                 "restart_after"):
         value = getattr(t, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"train.{name}={value!r} must be an integer >= 0")
@@ -318,6 +325,14 @@ def validate(config: Config) -> Config:
         )
     _positive_int("train.lr_plateau_patience", t.lr_plateau_patience)
     _positive_float("train.lr_min", t.lr_min)
+    if t.restart_after and (not isinstance(t.restart_above, (int, float))
+                            or isinstance(t.restart_above, bool)
+                            or not math.isfinite(t.restart_above) or t.restart_above <= 0):
+        raise ConfigError(
+            f"train.restart_above={t.restart_above!r} must be a number of bits per sequence "
+            f"above 0 when train.restart_after={t.restart_after} is set: the level a run "
+            "still above it is restarted from, e.g. 100"
+        )
     for section, name in (("train", "early_stop"), ("train", "tensorboard"),
                           *(("model", switch) for switch in DNC_SWITCHES)):
         value = getattr(getattr(config, section), name)

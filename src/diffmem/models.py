@@ -120,9 +120,10 @@ register("lstm", _lstm, description="LSTM baseline", has_memory=False)
 register("dnc", _dnc, description="DNC with an LSTM controller", resizable_memory=True)
 
 
-def build_model(config: Config, seed: int | None = None, *,
+def build_model(config: Config, seed: int | jax.Array | None = None, *,
                 evaluation: bool = False) -> nnx.Module:
-    """A freshly initialised model for ``config`` (seeded by ``config.train.seed`` by default);
+    """A freshly initialised model for ``config``, seeded by ``seed`` (an integer or a PRNG
+    key; default ``config.train.seed``);
     with ``evaluation=True``, on the memory it is evaluated with (``eval_memory_rows``)."""
     rngs = nnx.Rngs(config.train.seed if seed is None else seed)
     m = config.model

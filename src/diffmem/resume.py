@@ -70,12 +70,21 @@ class LoopState:
     best: dict[str, Any] | None = None
     rollbacks: int = 0
     nonfinite: list[dict[str, Any]] = field(default_factory=list)  # events, as in the summary
+    # Fresh starts off a plateau (TrainConfig.restart_after), as in the summary: each at
+    # ``sequences`` and update ``step``, from ``val_bits``.
+    restarts: list[dict[str, Any]] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)  # update metrics since last log
     rollback: RollbackPoint | None = None
     log_time: float = 0.0  # perf_counter() at the last log point (or the start)
     log_sequences: int = 0  # sequences at the last log point
     validation: dict[str, Any] | None = None  # the last log point's validation metrics
     best_params: nnx.State | None = None  # saved as checkpoint tensors, not as counters
+
+    @property
+    def started(self) -> tuple[int, int]:
+        """(sequences, update) at which the current parameters were initialised."""
+        last = self.restarts[-1] if self.restarts else {"sequences": 0, "step": 0}
+        return last["sequences"], last["step"]
 
     def mark(self) -> RollbackPoint:
         return RollbackPoint(self.state, self.sequences, self.streak, self.first_target,
@@ -97,6 +106,7 @@ class LoopState:
             "sequences": self.sequences, "seconds": self.seconds, "streak": self.streak,
             "first_target": _as_dict(self.first_target), "check_streak": self.check_streak,
             "best": self.best, "rollbacks": self.rollbacks, "nonfinite": self.nonfinite,
+            "restarts": self.restarts,
             "pending": pack_pending(self.pending) if interrupted else None,
             "rollback": {"sequences": point.sequences, "streak": point.streak,
                          "first_target": _as_dict(point.first_target),
@@ -180,13 +190,14 @@ def resume_run(run_dir: Path, config: Config, model: nnx.Module,
     _, params, _ = nnx.split(model, nnx.Param, ...)
     opt_state = checkpoint.restore_tree(path, tx.init(params), tensors, "optimizer")
     c = {"seconds": 0.0, "streak": 0, "first_target": None, "check_streak": 0, "best": None,
-         "rollbacks": 0, "nonfinite": [], "pending": None, "rollback": None,
+         "rollbacks": 0, "nonfinite": [], "restarts": [], "pending": None, "rollback": None,
          **header["counters"]}
     state = TrainState(params, opt_state, jnp.asarray(header["step"], jnp.int32),
                        jnp.asarray(c["rollbacks"], jnp.int32))
     loop = LoopState(state, c["sequences"], c["seconds"], c["streak"],
                      _first_target(c["first_target"]), c["check_streak"], c["best"],
-                     c["rollbacks"], c["nonfinite"], unpack_pending(c["pending"]))
+                     c["rollbacks"], c["nonfinite"], c["restarts"],
+                     unpack_pending(c["pending"]))
     loop.rollback = loop.mark()
     if c["best"] is not None:
         loop.best_params = checkpoint.restore_tree(path, params, tensors, BEST_PREFIX)

@@ -216,10 +216,10 @@ def compile_step(step: Callable, *args: Any, batch_size: int, members: int = 1) 
 
 
 # Training fields that do not shape the compiled update: the budgets, logging, what follows
-# a non-finite step, the validation sets' sizes, and the seed (the data key and the
+# a non-finite step or a plateau, the validation sets' sizes, and the seed (the data key and the
 # parameters are the update's arguments).
 _NOT_IN_UPDATE = (*RESUMABLE_TRAIN_FIELDS, "seed", "val_size", "eval_count",
-                  "generalisation_val_size")
+                  "generalisation_val_size", "restart_after", "restart_above")
 
 
 def update_settings(t: TrainConfig) -> TrainConfig:
@@ -548,7 +548,7 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
         "bit_errors": float(np.mean(metrics["bit_errors"])),
         "val_bits": loop.validation["bits"],
         "val_bit_errors": loop.validation["bit_errors"],
-        "lr": learning_rate(t, loop.state.opt_state, int(loop.state.step)),
+        "lr": learning_rate(t, loop.state.opt_state, int(loop.state.step) - loop.started[1]),
         "sequences_per_second": speed,
         "wall_seconds": loop.seconds,
         **({"check": {r["label"]: r["wrong_bit_fraction"] for r in check}} if check else {}),
@@ -574,11 +574,47 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
             "sequences": loop.sequences, "seconds": loop.seconds, "step": int(loop.state.step),
             "rank": place, "validation": loop.validation, "check": check,
             "passed": passed})
+    # Decided by the log point alone, not by the budgets: a resumed run with a raised budget
+    # then goes on as an uninterrupted one would.
+    if restart_due(t, loop):
+        restart(loop, s)
     _save(s, loop, "running")
     if improved:  # after the last checkpoint, which holds the best parameters too
         save_best(s.run_dir, s.config, loop, s.rest)
     loop.rollback = loop.mark()
     return stop_reason(t, loop, out_of_time)
+
+
+def restart_due(t: TrainConfig, loop: LoopState) -> bool:
+    """Whether the run starts again from fresh weights at this log point: restarts on, the
+    target never met, ``restart_after`` sequences since the last start, and validation still
+    above ``restart_above`` bits (or not finite)."""
+    return (t.restart_after > 0 and loop.first_target is None
+            and loop.sequences - loop.started[0] >= t.restart_after
+            and not loop.validation["bits"] < t.restart_above)
+
+
+def restart_key(seed: int, restart: int) -> jax.Array:
+    """The key of restart ``restart``'s initial weights (1, 2, ...): apart from every
+    seed's first initialisation and from the batches' key (``data_key``)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 2), restart)
+
+
+def restart(loop: LoopState, s: Session) -> None:
+    """Replace the parameters by a fresh initialisation and the optimiser's state (its rate
+    schedule with it) by a fresh one; batches go on from the update reached. The best log
+    point so far stays the best until a later one beats it."""
+    t = s.config.train
+    n = len(loop.restarts) + 1
+    _, params, _ = nnx.split(build_model(s.config, seed=restart_key(t.seed, n)), nnx.Param, ...)
+    bits = loop.validation["bits"]
+    loop.restarts.append({"sequences": loop.sequences, "step": int(loop.state.step),
+                          "val_bits": bits if math.isfinite(bits) else None})
+    loop.state = loop.state._replace(params=params, opt_state=make_optimizer(t).init(params))
+    s.reporter.message(
+        f"[yellow]Validation at {bits:.1f} bits per sequence after {t.restart_after:,} "
+        f"sequences, above train.restart_above={t.restart_above:g}: starting again from fresh "
+        f"initial weights and rate (restart {n}) at {loop.sequences:,} sequences.")
 
 
 def after_nonfinite(loop: LoopState, s: Session, metrics: dict[str, np.ndarray],
@@ -693,6 +729,7 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "last_validation": last,
         "nonfinite_events": loop.nonfinite,
         "rollbacks": loop.rollbacks,
+        "restarts": loop.restarts,
         "validation": final,
         "generalisation": evaluate(for_evaluation(model, config), task, list(task.eval_sizes),
                                    count=t.eval_count, eval_step=final_eval_step),
