@@ -41,6 +41,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
                                  "<!-- seeds-repeat-copy-table:end -->"),
            "seeds-repeat-copy-lr-decay": ("<!-- seeds-repeat-copy-lr-decay-table:start -->",
                                           "<!-- seeds-repeat-copy-lr-decay-table:end -->"),
+           "seeds-repeat-copy-restarts": ("<!-- seeds-repeat-copy-restarts-table:start -->",
+                                          "<!-- seeds-repeat-copy-restarts-table:end -->"),
            "seeds-copy-dnc": ("<!-- seeds-copy-dnc-table:start -->",
                               "<!-- seeds-copy-dnc-table:end -->"),
            "dnc-switches": ("<!-- dnc-switches-table:start -->",
@@ -55,6 +57,8 @@ SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                 "seeds-repeat-copy": ("seeds/repeat-copy-ntm-lstm/results.json",),
                 "seeds-repeat-copy-lr-decay": (
                     "seeds/repeat-copy-ntm-lstm-lr-decay/results.json",),
+                "seeds-repeat-copy-restarts": (
+                    "seeds/repeat-copy-ntm-lstm-restarts/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json")}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
@@ -67,7 +71,7 @@ RUNS = {
     ("copy", "ntm-lstm"): "reproduce/copy-ntm-lstm-default.json",
     ("copy", "ntm-ff"): "reproduce/copy-ntm-ff-default.json",
     ("copy", "lstm"): "reproduce/copy-lstm-default.json",
-    ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-paper.json",
+    ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-default.json",
     ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-paper.json",
     ("repeat-copy", "lstm"): "reproduce/repeat-copy-lstm-default.json",
     ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-default.json",

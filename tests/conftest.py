@@ -13,11 +13,12 @@ controlling process, which alone removes it.
 Within a worker, runs of equal settings share their compiled programs in memory as well
 (``diffmem.programs``): a test that trains the tiny configuration again traces nothing.
 
-XLA's CPU backend spends most of a program's compilation in LLVM's optimisation passes, while
-the suite's programs are small and run briefly: unoptimised, they compile two to three times
-faster. The results agree with optimised code to float32 rounding (multiply-adds are not
-fused), and every comparison in the suite is between two runs under the same flags or within
-a tolerance. Set --xla_backend_optimization_level in XLA_FLAGS yourself to override this.
+XLA's CPU backend spends most of a program's compilation in LLVM: the suite's programs are
+small and run briefly, so they are compiled unoptimised and with XLA's older elemental
+emitters instead of its MLIR fusion emitters, which together compile them several times
+faster. The results agree with the default compilation to float32 rounding (multiply-adds are
+not fused), and every comparison in the suite is between two runs under the same flags or
+within a tolerance. Set either flag in XLA_FLAGS yourself to override this.
 """
 
 import os
@@ -30,9 +31,9 @@ if _OWN_CACHE:
 # Cache every program, however quick to compile or small: the suite's are all small.
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = " ".join(
-        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), _flag]).strip()
 
 import inspect  # noqa: E402  (jax reads the environment above when it is imported)
 
@@ -45,12 +46,13 @@ from diffmem import tasks  # noqa: E402
 from diffmem.config import resolve  # noqa: E402
 from diffmem.tasks import Batch  # noqa: E402
 
-# The files with the longest tests, longest first (0.11.0's durations; the Ray test's file,
+# The files with the longest tests, longest first (0.12.0's durations; the Ray test's file,
 # the longest single test, first of all): pytest-xdist hands whole files to its workers in
 # collection order, so these go first and the short files fill in around them, instead of
 # one long file starting last while the others have nothing left to do.
-SLOW_FIRST = ("test_sweep.py", "test_train.py", "test_population.py", "test_resilience.py",
-              "test_dnc.py", "test_demo.py", "test_ntm.py", "test_dnc_addressing.py")
+SLOW_FIRST = ("test_sweep.py", "test_population.py", "test_train.py", "test_train_tasks.py",
+              "test_resilience.py", "test_demo.py", "test_dnc.py", "test_report.py",
+              "test_dnc_addressing.py", "test_ntm.py", "test_cli.py", "test_restart.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -72,6 +72,14 @@ def test_a_run_below_the_level_does_not_restart(tmp_path):
     assert [r["lr"] for r in _metrics(tmp_path / "run")] == pytest.approx([1.5e-3, 7.5e-4])
 
 
+def test_a_budget_that_ends_between_log_points_does_not_restart_there(tmp_path):
+    # Log points at 16, 32 and, as the budget ends, 40: a run with a larger budget has none
+    # at 40, so a restart there would not be one an uninterrupted run makes.
+    summary = train_and_evaluate(_config(sequences=40), tmp_path / "run").summary
+    assert [r["sequences"] for r in _metrics(tmp_path / "run")] == [16, 32, 40]
+    assert [r["sequences"] for r in summary["restarts"]] == [16, 32]
+
+
 def test_a_run_resumed_with_a_raised_budget_restarts_as_an_uninterrupted_one(restarted, tmp_path):
     whole, summary = restarted
     run_dir = tmp_path / "run"

@@ -104,9 +104,10 @@ class TrainConfig:
     on_nonfinite: str = "rollback"
     max_rollbacks: int = 3
     # Start again from fresh initial weights (drawn from the seed and the restart's number),
-    # with a fresh optimiser and rate schedule, when validation is still above restart_above
-    # bits per sequence restart_after sequences after the last start and the target was never
-    # met: a plateau that some initialisations never leave (0: off).
+    # with a fresh optimiser and rate schedule, at the first log point at least restart_after
+    # sequences after the last start where validation is still above restart_above bits per
+    # sequence and the target was never met: a plateau that some initialisations never leave
+    # (0: off). Batches and the curriculum go on where they were.
     restart_after: int = 0
     restart_above: float = 0.0
 

@@ -123,9 +123,10 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
                    restart_after=12_000, restart_above=100.0),
         reason="Batches of 8 with Adam at 1e-2, halved every 16,000 sequences down to 1e-3, "
                "and a fresh start for a run still above 100 bits after 12,000 sequences: "
-               "without restarts 7 of 10 seeds reach the target, against 3 of 5 at a constant "
-               "3e-3; at batch 32, and at batch 8 with 1e-3, the write head did not learn to "
-               "step from row to row (docs/batches.md); "
+               "10 of 10 seeds reach the target (7 of 10 without restarts, 3 of 5 at a "
+               "constant 3e-3); at batch 32, and at batch 8 with 1e-3, the write head did not "
+               "learn to step from row to row (docs/batches.md); "
+               "results/seeds/repeat-copy-ntm-lstm-restarts/, "
                "results/seeds/repeat-copy-ntm-lstm-lr-decay/, "
                "results/batches/repeat-copy-ntm-lstm-b8-high-lr.json, "
                "results/batches/repeat-copy-ntm-lstm-b8-lr.json."),

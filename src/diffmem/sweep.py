@@ -409,6 +409,8 @@ def summary_row(seed: int, s: dict[str, Any] | None) -> dict[str, Any]:
         "check passed": bool(best["passed"]) if best and best["check"] else None,
         "non-finite events": len(s["nonfinite_events"]),
     }
+    if "restarts" in s:  # summaries from before restarts existed have no such figure
+        row["restarts"] = len(s["restarts"])
     for g in s["generalisation"]:
         row[f"wrong bits, {g['label']}"] = g["wrong_bit_fraction"]
     # The paper's measure, in results.json and .csv (``bit_columns``) and the grid points' lines.
@@ -442,7 +444,8 @@ def write_results(out: Path, sweep: Sweep, rows: list[dict[str, Any]], seconds: 
 def columns(rows: list[dict[str, Any]], names: Sequence[str] = ()) -> list[str]:
     """The table's columns: the grid's fields, COLUMNS, then wrong bits at each size."""
     wrong = [k for row in rows for k in row if k.startswith("wrong bits")]
-    return list(dict.fromkeys([*names, *COLUMNS, *wrong]))
+    restarts = ["restarts"] if any("restarts" in row for row in rows) else []
+    return list(dict.fromkeys([*names, *COLUMNS, *restarts, *wrong]))
 
 
 def table(rows: list[dict[str, Any]], names: Sequence[str] = ()) -> str:
@@ -469,6 +472,8 @@ def point_line(rows: list[dict[str, Any]]) -> str:
         text += (f", in {min(seconds):.0f} to {max(seconds):.0f} s (median "
                  f"{statistics.median(seconds):.0f} s)")
     text += f"; non-finite events: {sum(r.get('non-finite events') or 0 for r in rows)}"
+    if any("restarts" in r for r in rows):
+        text += f"; restarts: {sum(r.get('restarts') or 0 for r in rows)}"
     if checked:
         text += (f"; {sum(r['check passed'] for r in checked)} of {len(checked)} evaluated "
                  "models passed the generalisation check")

@@ -114,7 +114,9 @@ def _schedule(t: TrainConfig, lr: float | jax.Array | None = None) -> float | op
 
 
 def learning_rate(t: TrainConfig, opt_state: Any, step: int) -> float:
-    """The rate of the next update: the schedule's at ``step``, times the plateau scale."""
+    """The rate of the update after ``step`` updates since the optimiser's start: the
+    schedule's, times the plateau scale. A log point records the rate its parameters were
+    trained at last, also where a restart follows it."""
     schedule = _schedule(t)
     lr = float(schedule(step)) if callable(schedule) else schedule
     if t.lr_plateau_factor is not None:
@@ -536,6 +538,8 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
     loop.seconds = s.clock()
     if not metrics["finite"].all():
         return after_nonfinite(loop, s, metrics, now)
+    # A point on the eval_every grid, not one where a budget ended between two of them.
+    on_grid = loop.sequences // t.eval_every > loop.log_sequences // t.eval_every
 
     loop.validation = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
     check = [] if s.validation.check is None else run_check(s.validation.check,
@@ -574,9 +578,10 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
             "sequences": loop.sequences, "seconds": loop.seconds, "step": int(loop.state.step),
             "rank": place, "validation": loop.validation, "check": check,
             "passed": passed})
-    # Decided by the log point alone, not by the budgets: a resumed run with a raised budget
-    # then goes on as an uninterrupted one would.
-    if restart_due(t, loop):
+    # Only on the grid, where an uninterrupted run has its log points too: a run resumed with
+    # a raised budget then restarts where one would have, and one stopped by its minutes does
+    # not end on a restart that never trains.
+    if on_grid and restart_due(t, loop):
         restart(loop, s)
     _save(s, loop, "running")
     if improved:  # after the last checkpoint, which holds the best parameters too
@@ -595,24 +600,26 @@ def restart_due(t: TrainConfig, loop: LoopState) -> bool:
 
 
 def restart_key(seed: int, restart: int) -> jax.Array:
-    """The key of restart ``restart``'s initial weights (1, 2, ...): apart from every
-    seed's first initialisation and from the batches' key (``data_key``)."""
+    """The key of restart ``restart``'s initial weights (1, 2, ...), one per seed and
+    restart."""
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 2), restart)
 
 
 def restart(loop: LoopState, s: Session) -> None:
     """Replace the parameters by a fresh initialisation and the optimiser's state (its rate
-    schedule with it) by a fresh one; batches go on from the update reached. The best log
-    point so far stays the best until a later one beats it."""
+    schedule with it) by a fresh one; batches go on from the update reached, and so does the
+    curriculum (TrainConfig.curriculum), which counts every update. Variables other than
+    parameters (a random initial memory) stay. The best log point so far stays the best
+    until a later one beats it."""
     t = s.config.train
-    n = len(loop.restarts) + 1
+    n, since = len(loop.restarts) + 1, loop.sequences - loop.started[0]
     _, params, _ = nnx.split(build_model(s.config, seed=restart_key(t.seed, n)), nnx.Param, ...)
     bits = loop.validation["bits"]
     loop.restarts.append({"sequences": loop.sequences, "step": int(loop.state.step),
                           "val_bits": bits if math.isfinite(bits) else None})
     loop.state = loop.state._replace(params=params, opt_state=make_optimizer(t).init(params))
     s.reporter.message(
-        f"[yellow]Validation at {bits:.1f} bits per sequence after {t.restart_after:,} "
+        f"[yellow]Validation at {bits:.1f} bits per sequence after {since:,} "
         f"sequences, above train.restart_above={t.restart_above:g}: starting again from fresh "
         f"initial weights and rate (restart {n}) at {loop.sequences:,} sequences.")
 
