@@ -3,25 +3,15 @@ the LSTM baseline runs and reports like an NTM, and N-grams runs are judged agai
 optimal predictor. Apart from test_train.py so that pytest-xdist can run them beside it."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import diffmem
 from diffmem import tasks
 from diffmem.config import resolve
-from diffmem.models import build_model
 from diffmem.report import write_report
-from diffmem.train import TrainState, make_optimizer, make_train_step, train_and_evaluate
-
-
-def _state(config):
-    model = build_model(config)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config.train)
-    return graphdef, rest, tx, TrainState(params, tx.init(params), jnp.zeros((), jnp.int32))
-
+from diffmem.train import make_train_step, train_and_evaluate
+from test_train import _state
 
 TASK_SIZES = {
     "copy": dict(length=5),

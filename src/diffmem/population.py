@@ -408,7 +408,7 @@ def _train(steps: Steps, loops: list[LoopState], sessions: list[Session],
         for k, (loop, s) in enumerate(zip(loops, sessions)):
             if not running[k]:
                 continue
-            at_log = loop.sequences // t.eval_every > loop.log_sequences // t.eval_every
+            at_log = loop.on_log_grid(t.eval_every)
             out_of_time = s.clock() >= deadline
             if at_log or out_of_time or loop.sequences >= t.sequences:
                 due.append((k, out_of_time))

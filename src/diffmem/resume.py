@@ -86,6 +86,11 @@ class LoopState:
         last = self.restarts[-1] if self.restarts else {"sequences": 0, "step": 0}
         return last["sequences"], last["step"]
 
+    def on_log_grid(self, eval_every: int) -> bool:
+        """Whether training has crossed a multiple of ``eval_every`` sequences since the last
+        log point: where an uninterrupted run, resumed or not, has its log points."""
+        return self.sequences // eval_every > self.log_sequences // eval_every
+
     def mark(self) -> RollbackPoint:
         return RollbackPoint(self.state, self.sequences, self.streak, self.first_target,
                              self.check_streak)

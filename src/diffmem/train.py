@@ -522,7 +522,7 @@ def train_loop(loop: LoopState, s: Session, train_step: Callable) -> str:
             s.reporter.advance(t.batch_size)
             # Log points fall on multiples of eval_every, so a resumed run logs where an
             # uninterrupted one would.
-            at_log = loop.sequences // t.eval_every > loop.log_sequences // t.eval_every
+            at_log = loop.on_log_grid(t.eval_every)
             out_of_time = s.clock() >= deadline
             if at_log or out_of_time or loop.sequences >= t.sequences:
                 stop = log_point(loop, s, out_of_time)
@@ -539,7 +539,7 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
     if not metrics["finite"].all():
         return after_nonfinite(loop, s, metrics, now)
     # A point on the eval_every grid, not one where a budget ended between two of them.
-    on_grid = loop.sequences // t.eval_every > loop.log_sequences // t.eval_every
+    on_grid = loop.on_log_grid(t.eval_every)
 
     loop.validation = evaluate_batches(s.eval_step, loop.state.params, s.validation.batches)
     check = [] if s.validation.check is None else run_check(s.validation.check,
