@@ -8,6 +8,12 @@ see diffmem.presets.PAPER_MODELS) with one seed in runs/reproduce/TASK-MODEL-PRE
 results/reproduce/TASK-MODEL-PRESET.json: the command, the resolved configuration, the budget,
 the machine, the learning curve (metrics.jsonl) and the run's summary (validation and
 generalisation). `python experiments/results_table.py` builds the results table from these.
+
+    python experiments/reproduce.py priority-sort --models ntm-lstm \
+        --from-run runs/issue15/ps/b8-lr3e-3-plateau --command "diffmem train ..."
+
+writes the results file of a run that another command trained (`diffmem train`, on one core
+beside another run, say) from its run directory, with that command, instead of training.
 """
 
 from __future__ import annotations
@@ -44,12 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue this run (one model) with the new budget, and rewrite its "
                    "results file; the command is appended to the recorded one")
+    p.add_argument("--from-run", metavar="RUN_DIR",
+                   help="write the results file of this finished run (one model) instead of "
+                   "training; --command names what trained it")
+    p.add_argument("--command", help="with --from-run: the command that trained the run")
     args = p.parse_args(argv)
 
     this_command = "python " + " ".join(sys.argv if argv is None else [__file__, *argv])
     models = args.models.split(",")
-    if args.resume and len(models) != 1:
-        p.error("--resume continues one run: name its model with --models")
+    if (args.resume or args.from_run) and len(models) != 1:
+        p.error("--resume and --from-run take one run: name its model with --models")
+    if bool(args.from_run) != bool(args.command):
+        p.error("--from-run and --command go together: the run directory and what trained it")
+    if args.from_run:
+        return record_run(args.task, models[0], args.preset, Path(args.from_run), args.command,
+                          Path(args.out), args.tag)
     for model in models:
         budget = {"minutes": args.minutes, "seed": args.seed}
         if args.sequences:
@@ -71,17 +86,40 @@ def main(argv: list[str] | None = None) -> int:
         reporter = ConsoleReporter(Console(stderr=True))
         summary = train_and_evaluate(config, run_dir, resume=bool(args.resume),
                                      reporter=reporter).summary
-        curve = rundir.read_metrics(run_dir)
-        record = {
-            "task": args.task, "model": model, "preset": args.preset,
-            "command": command, "started": started, "machine": machine_description(),
-            "config": config.to_dict(), "summary": summary, "curve": curve,
-        }
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rundir.write_json(out, record, indent=1)
-        print(f"{name}: {summary['status']}, validation {summary['validation']['bits']:.4f} "
-              f"bits after {summary['sequences']:,} sequences, {summary['train_seconds']:.0f} s "
-              f"-> {out}", file=sys.stderr, flush=True)
+        write_record(out, args.task, model, args.preset, command, started,
+                     machine_description(), config.to_dict(), summary, run_dir)
+    return 0
+
+
+def write_record(out: Path, task: str, model: str, preset: str, command: str, started: str | None,
+                 machine: str, config: dict, summary: dict, run_dir: Path) -> None:
+    record = {
+        "task": task, "model": model, "preset": preset, "command": command,
+        "started": started, "machine": machine, "config": config, "summary": summary,
+        "curve": rundir.read_metrics(run_dir),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rundir.write_json(out, record, indent=1)
+    print(f"{out.stem}: {summary['status']}, validation {summary['validation']['bits']:.4f} "
+          f"bits after {summary['sequences']:,} sequences, {summary['train_seconds']:.0f} s "
+          f"-> {out}", file=sys.stderr, flush=True)
+
+
+def record_run(task: str, model: str, preset: str, run_dir: Path, command: str, out_dir: Path,
+               tag: str | None) -> int:
+    """The results file of a finished run trained by ``command``, from its directory."""
+    if not (run_dir / "config.json").is_file() or not (run_dir / "summary.json").is_file():
+        raise SystemExit(f"--from-run {run_dir}: expected a finished run directory (its "
+                         "config.json and summary.json); is the path right, the run finished?")
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if (config["task"], config["model"]["kind"], config["preset"]) != (task, model, preset):
+        raise SystemExit(f"--from-run {run_dir}: a {config['task']} {config['model']['kind']} "
+                         f"run of preset {config['preset']}, not {task} {model} {preset}")
+    name = f"{task}-{model}-{preset}" + (f"-{tag}" if tag else "")
+    # A run directory does not say when its training began (a resume rewrites config.json).
+    write_record(out_dir / f"{name}.json", task, model, preset, command, None,
+                 summary["machine"], config, summary, run_dir)
     return 0
 
 

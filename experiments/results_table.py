@@ -80,7 +80,7 @@ RUNS = {
     ("dynamic-ngrams", "ntm-lstm"): "reproduce/dynamic-ngrams-ntm-lstm-default.json",
     ("dynamic-ngrams", "ntm-ff"): "reproduce/dynamic-ngrams-ntm-ff-default.json",
     ("dynamic-ngrams", "lstm"): "reproduce/dynamic-ngrams-lstm-default.json",
-    ("priority-sort", "ntm-lstm"): "reproduce/priority-sort-ntm-lstm-default-resumed.json",
+    ("priority-sort", "ntm-lstm"): "reproduce/priority-sort-ntm-lstm-default.json",
     ("priority-sort", "ntm-ff"): "reproduce/priority-sort-ntm-ff-default-lr1e-3.json",
     ("priority-sort", "lstm"): "reproduce/priority-sort-lstm-default.json",
     ("copy", "dnc"): "reproduce/copy-dnc-default.json",
