@@ -108,18 +108,20 @@ def write_record(out: Path, task: str, model: str, preset: str, command: str, st
 def record_run(task: str, model: str, preset: str, run_dir: Path, command: str, out_dir: Path,
                tag: str | None) -> int:
     """The results file of a finished run trained by ``command``, from its directory."""
-    if not (run_dir / "config.json").is_file() or not (run_dir / "summary.json").is_file():
-        raise SystemExit(f"--from-run {run_dir}: expected a finished run directory (its "
-                         "config.json and summary.json); is the path right, the run finished?")
-    config = json.loads((run_dir / "config.json").read_text())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    if (config["task"], config["model"]["kind"], config["preset"]) != (task, model, preset):
-        raise SystemExit(f"--from-run {run_dir}: a {config['task']} {config['model']['kind']} "
-                         f"run of preset {config['preset']}, not {task} {model} {preset}")
+    try:
+        config, summary = rundir.read_config(run_dir), rundir.read_summary(run_dir)
+    except ValueError as err:
+        raise SystemExit(f"--from-run: {err}") from None
+    if summary is None:
+        raise SystemExit(f"--from-run {run_dir}: the run has no summary.json; it has not "
+                         "finished (resume it with diffmem train --resume)")
+    if (config.task, config.model.kind, config.preset) != (task, model, preset):
+        raise SystemExit(f"--from-run {run_dir}: a {config.task} {config.model.kind} run of "
+                         f"preset {config.preset}, not {task} {model} {preset}")
     name = f"{task}-{model}-{preset}" + (f"-{tag}" if tag else "")
     # A run directory does not say when its training began (a resume rewrites config.json).
     write_record(out_dir / f"{name}.json", task, model, preset, command, None,
-                 summary["machine"], config, summary, run_dir)
+                 summary["machine"], config.to_dict(), summary, run_dir)
     return 0
 
 
