@@ -236,16 +236,16 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         reason=f"{_PAPER_LSTM}."),
 
     # priority sort
-    # The paper's 1M sequences and 2 hours: seed 0 met the target after 36 minutes on one
-    # core, seeds 1 and 2 had not after 55 to 60 (docs/batches.md#priority-sort).
+    # The paper's 1M sequences and 2 hours: seeds 0 and 1 met the target after 36 and 83
+    # minutes on one core, seed 2 not in 120 (docs/batches.md#priority-sort).
     ("priority-sort", "ntm-lstm", "default"): Preset(
         model=dict(controller_layers=2, read_heads=5, write_heads=5),
         train=dict(batch_size=8, lr_plateau_factor=0.5, lr_plateau_patience=3,
                    sequences=1_000_000, minutes=120.0),
         reason="The paper's 5-head NTM with two controller layers; batches of 8 with Adam at "
                "3e-3, halved whenever the training loss has not improved for 12,000 "
-               "sequences: seed 0 under 20 bits after 280,000 sequences (seeds 1 and 2 at 21.2 "
-               "and 38.4 after 469,000 and 423,000), where batches of 32 at a "
+               "sequences: seeds 0 and 1 under 20 bits after 280,000 and 648,000 sequences "
+               "(seed 2 at 28.9 when its 120 minutes ended), where batches of 32 at a "
                "constant 3e-3 were at 34.8 after 500,000, and a constant 3e-3 at batch 8 "
                "grew unstable after 300,000 (docs/batches.md#priority-sort); "
                "results/batches/priority-sort-ntm-lstm-b8.json, "
