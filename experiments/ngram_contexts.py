@@ -22,17 +22,15 @@ def context_bits(task: DynamicNGrams, batches, k: int) -> float:
     """Bits per sequence of counting over the last k bits (k = 0: over the whole sequence)."""
     total, count = 0.0, 0
     for batch in batches:
-        bits = batch.inputs[..., 0]
         if k == 0:  # one count for every step: (N1 + 1/2) / (N + 1) of the bits before
-            n1 = jnp.cumsum(bits, axis=-1)
-            n = jnp.arange(1, bits.shape[-1] + 1)
-            p = (n1 + 0.5) / (n + 1.0)
-        else:
-            p = DynamicNGrams(task.length, context=k).optimal_probabilities(bits)
-        y = batch.targets[..., 0]
-        loss = -jnp.log2(jnp.where(y > 0.5, p, 1.0 - p)) * batch.mask
+            bits = batch.inputs[..., 0]
+            p = (jnp.cumsum(bits, axis=-1) + 0.5) / (jnp.arange(1, bits.shape[-1] + 1) + 1.0)
+            y = batch.targets[..., 0]
+            loss = -jnp.log2(jnp.where(y > 0.5, p, 1.0 - p)) * batch.mask
+        else:  # the task's own optimal predictor over k bits, scored on this batch's mask
+            loss = DynamicNGrams(task.length, context=k).optimal_bits(batch)
         total += float(loss.sum())
-        count += bits.shape[0]
+        count += batch.inputs.shape[0]
     return total / count
 
 
@@ -41,6 +39,9 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=1000,
                         help="validation sequences (a run's train.val_size; 1000 by default)")
     args = parser.parse_args()
+    if args.sequences < 1:
+        parser.error(f"--sequences {args.sequences}: expected at least 1 validation sequence "
+                     "(a run validates on 1000)")
     task = DynamicNGrams()
     batches = fixed_batches(task, args.sequences, VALIDATION_SEED)
     print(f"counting predictor on {args.sequences} validation sequences, bits per sequence:")
