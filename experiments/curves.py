@@ -54,12 +54,13 @@ def main() -> None:
             if (c.parent / "metrics.jsonl").is_file()]
     if not runs:
         raise SystemExit(f"no run directories under {', '.join(map(str, args.dirs))}")
-    # Only the settings that differ between the runs say what was compared.
-    keys = sorted(runs[0]["settings"])
-    varied = [k for k in keys if len({json.dumps(r["settings"][k]) for r in runs}) > 1]
-    common = {k: runs[0]["settings"][k] for k in keys if k not in varied}
+    # Only the settings that differ between the runs say what was compared. A field missing
+    # from a run's configuration is newer than the run; it is recorded as None.
+    keys = sorted(set().union(*(r["settings"] for r in runs)))
+    varied = [k for k in keys if len({json.dumps(r["settings"].get(k)) for r in runs}) > 1]
+    common = {k: runs[0]["settings"].get(k) for k in keys if k not in varied}
     for r in runs:
-        r["varied"] = {k: r["settings"][k] for k in varied}
+        r["varied"] = {k: r["settings"].get(k) for k in varied}
         del r["settings"]
         last = r["curve"][-1] if r["curve"] else None
         status = r.get("summary", {}).get("status", "unfinished")

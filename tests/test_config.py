@@ -114,10 +114,10 @@ def test_default_preset_keeps_the_papers_architecture(task, model):
         assert default.model.memory_init == "constant"
         assert default.replace(preset="paper", model=dict(memory_init="learned"),
                                train=dict(minutes=paper.train.minutes)) == paper
-    else:  # batches, of 8 for the NTMs on repeat copy and priority sort's LSTM-controller NTM
-        # (presets.PRESETS says why)
+    else:  # batches, of 8 for the NTMs on repeat copy, priority sort's LSTM-controller NTM
+        # and dynamic N-grams' feed-forward NTM (presets.PRESETS says why)
         eights = {("repeat-copy", "ntm-lstm"), ("repeat-copy", "ntm-ff"),
-                  ("priority-sort", "ntm-lstm")}
+                  ("priority-sort", "ntm-lstm"), ("dynamic-ngrams", "ntm-ff")}
         batch = 8 if (task, model) in eights else 32
         assert default.train.optimizer == "adam" and default.train.batch_size == batch
     assert paper_parameters(default) == PAPER_MODELS[(task, model)]["parameters"]
@@ -224,6 +224,8 @@ def test_config_command_applies_presets_and_overrides_and_rejects_bad_values(cap
     (dict(model=dict(gate_bias=float("inf"))), "gate_bias"),
     (dict(model=dict(kind="dnc", gate_bias=-2.0)), "the dnc has no such gate"),
     (dict(train=dict(curriculum=-1)), "curriculum"),
+    (dict(model=dict(state_grad_clip=0.0)), "state_grad_clip"),
+    (dict(model=dict(kind="lstm", state_grad_clip=10.0)), "the lstm has none"),
     (dict(task="priority-sort", train=dict(curriculum=1000)), "no training range to grow"),
 ])
 def test_invalid_configuration_is_rejected_before_training(override, field):

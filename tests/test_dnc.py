@@ -454,3 +454,15 @@ def test_a_model_whose_variables_depend_on_the_rows_is_not_resized():
     ntm = nnx.eval_shape(lambda: build_model(config))
     with pytest.raises(ValueError, match="depend on the number of memory rows"):
         models.for_evaluation(ntm, config)
+
+
+def test_state_grad_clip_keeps_the_dncs_forward_pass_and_changes_its_gradient():
+    clipped = tiny(state_grad_clip=1e-4)
+    np.testing.assert_array_equal(MODEL(X)[0], clipped(X)[0])
+
+    def grads(model):
+        graphdef, params = nnx.split(model)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(X)[0] ** 2)  # noqa: E731
+        return jax.tree.leaves(jax.grad(loss)(params))
+
+    assert any(not np.allclose(a, b) for a, b in zip(grads(MODEL), grads(clipped)))

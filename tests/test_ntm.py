@@ -162,3 +162,28 @@ def test_gradients_are_finite_from_the_constant_initial_memory():
     x = jnp.zeros((1, 5, 5))
     grads = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p, rest)(x)[0])))(params)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_state_grad_clip_leaves_the_forward_pass_and_clips_the_gradient_through_the_state():
+    from diffmem.scan import clip_gradient
+
+    # The helper: the identity forward, its gradient clipped elementwise on the way back.
+    g = jax.grad(lambda x: jnp.sum(clip_gradient(x, 1.0) * jnp.array([0.5, -3.0, 4.0])))(
+        jnp.zeros(3))
+    np.testing.assert_array_equal(g, [0.5, -1.0, 1.0])
+
+    x = jax.random.bernoulli(jax.random.key(2), 0.5, (2, 6, 5)).astype(jnp.float32)
+    plain, clipped, loose = (tiny(controller="feedforward", state_grad_clip=c)
+                             for c in (None, 1e-4, 1e6))
+    np.testing.assert_array_equal(plain(x)[0], clipped(x)[0])
+
+    def grads(model):
+        graphdef, params = nnx.split(model)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(x)[0] ** 2)  # noqa: E731
+        return jax.tree.leaves(jax.grad(loss)(params))
+
+    for a, b in zip(grads(plain), grads(loose)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    assert any(not np.allclose(a, b) for a, b in zip(grads(plain), grads(clipped)))
+    with pytest.raises(ValueError, match="state_grad_clip"):
+        tiny(state_grad_clip=-1.0)

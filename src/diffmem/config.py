@@ -47,6 +47,10 @@ class ModelConfig:
     # Initial bias of the NTM heads' interpolation-gate logits: below 0, heads start by
     # moving from their previous weighting by shifts (diffmem.ntm.NTMCell).
     gate_bias: float = 0.0
+    # Memory models: the gradient flowing back into the recurrent state is clipped elementwise
+    # to this bound at every step (None: off). The forward pass is unchanged; it keeps a
+    # backward pass that grows step after step finite (diffmem.scan.scan_steps).
+    state_grad_clip: float | None = None
     # The DNC's refinements by Csordas & Schmidhuber (2019), off in the DNC paper; the other
     # models ignore them. See diffmem.dnc.DNCCell.
     content_masking: bool = False
@@ -316,6 +320,12 @@ def validate(config: Config) -> Config:
         _positive_float(name, value)
     if t.minutes is not None:
         _positive_float("train.minutes", t.minutes)
+    if m.state_grad_clip is not None:
+        _positive_float("model.state_grad_clip", m.state_grad_clip)
+        if not models.get(m.kind).has_memory:
+            raise ConfigError(f"model.state_grad_clip={m.state_grad_clip!r} clips the gradient "
+                              f"through a memory model's recurrent state; the {m.kind} has "
+                              "none: set it to none")
     if t.lr_half_life is not None:
         _positive_int("train.lr_half_life", t.lr_half_life)
     if t.lr_plateau_factor is not None and not (

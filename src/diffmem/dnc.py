@@ -295,14 +295,19 @@ class DNC(nnx.Module):
     also get a ``DNCTrace`` of every step (weightings, usage, gates, read modes) and the final
     link matrix.
 
-    Takes the same arguments as ``DNCCell``.
+    Takes the same arguments as ``DNCCell``, and ``state_grad_clip`` (see ``diffmem.ntm.NTM``).
     """
 
     has_memory = True  # called with return_trace=True, it returns a trace (see diffmem.plots)
 
-    def __init__(self, input_size: int, output_size: int, **kwargs: Any):
+    def __init__(self, input_size: int, output_size: int, *,
+                 state_grad_clip: float | None = None, **kwargs: Any):
         self.cell = DNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
+        if state_grad_clip is not None and not state_grad_clip > 0:
+            raise ValueError(f"state_grad_clip={state_grad_clip!r} must be a positive number "
+                             "or None (off)")
+        self.state_grad_clip = state_grad_clip
 
     def initial_state(self, batch_size: int) -> DNCState:
         return self.cell.initial_state(batch_size)
@@ -315,7 +320,8 @@ class DNC(nnx.Module):
             state = self.initial_state(inputs.shape[0])
         self.cell.check_state(state)
 
-        logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace)
+        logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace,
+                                           self.state_grad_clip)
         if not return_trace:
             return logits, state
         return logits, state, trace._replace(link=state.link)

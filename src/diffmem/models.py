@@ -85,6 +85,7 @@ def _ntm(controller: str) -> Builder:
             memory_init=m.memory_init,
             clip=m.clip,
             gate_bias=m.gate_bias,
+            state_grad_clip=m.state_grad_clip,
             rngs=rngs,
         )
 
@@ -110,6 +111,7 @@ def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> DNC:
         content_masking=m.content_masking,
         deallocation=m.deallocation,
         link_sharpness=m.link_sharpness,
+        state_grad_clip=m.state_grad_clip,
         rngs=rngs,
     )
 

@@ -246,14 +246,21 @@ class NTM(nnx.Module):
     the final state; pass ``state`` to continue from it, and ``return_trace=True`` to also get
     a ``Trace`` of every step's weightings, erase and add vectors and read vectors.
 
-    Takes the same arguments as ``NTMCell``.
+    Takes the same arguments as ``NTMCell``, and ``state_grad_clip``: a bound to which the
+    gradient flowing back into the state is clipped elementwise at every step (None: off; see
+    ``diffmem.scan.scan_steps``).
     """
 
     has_memory = True  # called with return_trace=True, it returns a Trace (see diffmem.plots)
 
-    def __init__(self, input_size: int, output_size: int, **kwargs: Any):
+    def __init__(self, input_size: int, output_size: int, *,
+                 state_grad_clip: float | None = None, **kwargs: Any):
         self.cell = NTMCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
+        if state_grad_clip is not None and not state_grad_clip > 0:
+            raise ValueError(f"state_grad_clip={state_grad_clip!r} must be a positive number "
+                             "or None (off)")
+        self.state_grad_clip = state_grad_clip
 
     def initial_state(self, batch_size: int) -> NTMState:
         return self.cell.initial_state(batch_size)
@@ -265,6 +272,7 @@ class NTM(nnx.Module):
         if state is None:
             state = self.initial_state(inputs.shape[0])
 
-        logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace)
+        logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace,
+                                           self.state_grad_clip)
         return (logits, state, trace) if return_trace else (logits, state)
 

@@ -215,9 +215,14 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
                    val_size=1000),
         reason=f"{_PAPER}."),
     ("dynamic-ngrams", "ntm-ff", "default"): Preset(
-        model={},
-        train=dict(val_size=1000),
-        reason="The paper's NTM with the default training; "
+        model=dict(state_grad_clip=10.0),
+        train=dict(batch_size=8, lr=1e-3, lr_plateau_factor=0.5, lr_plateau_patience=3,
+                   lr_min=1e-5, minutes=30.0, val_size=1000),
+        reason="Batch 8 at 1e-3, halved on a plateau, with the gradient through the state "
+               "clipped to 10 at every step: without that clipping some batches' gradients "
+               "grow step after step back through time to 1e16 and beyond, and the run "
+               "diverged (docs/batches.md#exploding-gradients-through-time); "
+               "results/batches/dynamic-ngrams-ntm-ff-state-grad-clip.json, "
                "results/reproduce/dynamic-ngrams-ntm-ff-default.json."),
     ("dynamic-ngrams", "ntm-ff", "paper"): Preset(
         model=dict(memory_init="learned"),

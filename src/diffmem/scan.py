@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,9 +26,32 @@ def members(count: int) -> Iterator[None]:
         _MEMBERS.reset(token)
 
 
-def scan_steps(step: Callable, state: Any, inputs: jax.Array, return_trace: bool):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def clip_gradient(tree: Any, bound: float) -> Any:
+    """The identity, whose gradient is clipped elementwise to [-bound, bound] on its way back."""
+    return tree
+
+
+def _clip_gradient_fwd(tree: Any, bound: float) -> tuple[Any, None]:
+    return tree, None
+
+
+def _clip_gradient_bwd(bound: float, _: None, g: Any) -> tuple[Any]:
+    return (jax.tree.map(lambda t: jnp.clip(t, -bound, bound), g),)
+
+
+clip_gradient.defvjp(_clip_gradient_fwd, _clip_gradient_bwd)
+
+
+def scan_steps(step: Callable, state: Any, inputs: jax.Array, return_trace: bool,
+               state_grad_clip: float | None = None):
     """Run ``step(state, x_t) -> (state, y_t, trace_t)`` over ``inputs`` (B, T, C_in) with
     ``jax.lax.scan``.
+
+    With ``state_grad_clip``, the gradient that flows back into the recurrent state is clipped
+    elementwise to that bound at every step, so that a backward pass whose gradient grows
+    step after step (an unstable stretch of the forward dynamics) stays finite and cannot
+    swamp the rest of the batch's gradient; the forward pass is unchanged.
 
     Returns ``(logits (B, T, C_out), final state, trace)``, the trace's arrays (B, T, ...), or
     None without ``return_trace``.
@@ -47,6 +71,8 @@ def scan_steps(step: Callable, state: Any, inputs: jax.Array, return_trace: bool
         step = jax.checkpoint(step, policy=policy)
 
     def body(state, x_t):
+        if state_grad_clip is not None:
+            state = clip_gradient(state, state_grad_clip)
         state, y_t, trace_t = step(state, x_t)
         return state, (y_t, trace_t if return_trace else None)
 
