@@ -10,8 +10,10 @@ batches of each state part's gradient norm at the first step against its largest
 last ten steps (the gain through time: how much larger the gradient is at the start of the
 sequence than near its end), the largest gradient norm at any step, and the parameter
 gradient's norm (median, largest, how many batches gave one over 100 times the median, and
-how many a non-finite one). The gradients are the model's own, without the clipping of
-``model.state_grad_clip``, so a model trained with it shows what that clipping met.
+how many a non-finite one), and for the batch with the largest, the state's gradient norm
+after every step (every tenth printed, all recorded with ``--out``). The gradients are the
+model's own, without the clipping of ``model.state_grad_clip``, so a model trained with it
+shows what that clipping met.
 
 With ``--clips 10,1``, also the parameter gradient as training computes it with
 ``model.state_grad_clip`` at each of those bounds (``diffmem.scan.scan_steps``): its norm
@@ -38,7 +40,7 @@ import numpy as np
 from flax import nnx
 
 import diffmem
-from diffmem import checkpoint, losses, tasks
+from diffmem import checkpoint, losses, models, tasks
 from diffmem.scan import scan_steps
 
 
@@ -89,6 +91,9 @@ def optax_norm(tree) -> jax.Array:
 
 def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[float]) -> dict:
     model, config = diffmem.load(path)
+    if not models.get(config.model.kind).has_memory:
+        sys.exit(f"bptt_gain.py: {path} holds a {config.model.kind}, which has no memory "
+                 "state to probe; name an NTM or DNC run")
     task = tasks.get(config.task)
     compute = jax.jit(lambda key: state_gradients(model, task.sample(key, batch_size)))
     compare = jax.jit(lambda key: flat_gradients(model, task.sample(key, batch_size),
@@ -103,6 +108,8 @@ def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[floa
             clipped.append([norm] + [np.linalg.norm(x) for x in others]
                            + [float(x @ plain) / (np.linalg.norm(x) * norm + 1e-300)
                               for x in others])
+        if not params_ or not float(g) <= max(params_):  # the largest so far (or NaN)
+            worst = (i, float(g), parts)
         losses_.append(float(loss))
         params_.append(float(g))
         for name, norms in parts.items():
@@ -118,14 +125,24 @@ def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[floa
                int((params_[finite] > 100 * np.median(params_[finite])).sum())
            if finite.any() else 0,
            "param_grad_nonfinite": int((~finite).sum()), "state": {}}
+    # The batch with the largest parameter gradient: the norm of the whole state's gradient
+    # after every step, to see where along the sequence it grows.
+    index, norm, parts = worst
+    whole = np.sqrt(sum(np.asarray(v, np.float64) ** 2 for v in parts.values()))
+    out["worst_batch"] = {"batch": index, "param_grad": norm,
+                          "state_grad_per_step": [float(v) for v in whole]}
     if clips:
         table = np.asarray(clipped)
         ordinary = table[:, 0] < 100 * np.nanmedian(table[:, 0])
+        if not ordinary.any():  # every gradient zero or non-finite: nothing to compare
+            ordinary = np.isfinite(table[:, 0])
         out["state_grad_clip"] = {str(b): {
             "norm_median": float(np.nanmedian(table[:, 1 + j])),
             "norm_max": float(np.nanmax(table[:, 1 + j])),
-            "cosine_median_ordinary": float(np.median(table[ordinary, 1 + len(clips) + j])),
-            "cosine_min_ordinary": float(np.min(table[ordinary, 1 + len(clips) + j])),
+            "cosine_median_ordinary": float(np.median(table[ordinary, 1 + len(clips) + j]))
+            if ordinary.any() else None,
+            "cosine_min_ordinary": float(np.min(table[ordinary, 1 + len(clips) + j]))
+            if ordinary.any() else None,
         } for j, b in enumerate(clips)}
     for name, runs in parts_.items():
         norms = np.stack(runs)  # (batches, T)
@@ -140,6 +157,10 @@ def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[floa
             "max_any_step": float(np.nanmax(norms)),
         }
     return out
+
+
+def _g(x: float | None) -> str:
+    return f"{'-':>10}" if x is None else f"{x:10.3g}"
 
 
 def main() -> None:
@@ -183,13 +204,17 @@ def main() -> None:
               f"{out['param_grad_nonfinite']} of {args.batches} batches")
         for name, s in ([] if args.brief else out["state"].items()):
             print(f"  {name:28s} first step {s['first_median']:10.3g}  last ten "
-                  f"{s['late_median']:10.3g}  gain median {s['gain_median']!s:>10.6}  "
-                  f"max {s['gain_max']!s:>10.6}  largest {s['max_any_step']:10.3g}")
+                  f"{s['late_median']:10.3g}  gain median {_g(s['gain_median'])}  "
+                  f"max {_g(s['gain_max'])}  largest {s['max_any_step']:10.3g}")
+        profile = out["worst_batch"]["state_grad_per_step"]
+        print(f"  worst batch ({out['worst_batch']['batch']}): the state's gradient norm every "
+              f"10 steps from the first: "
+              + " ".join(f"{v:.2g}" for v in profile[::10]))
         for bound, c in out.get("state_grad_clip", {}).items():
             print(f"  state_grad_clip {bound}: gradient norm median {c['norm_median']:.3g}, "
                   f"max {c['norm_max']:.3g}; cosine to the unclipped gradient on ordinary "
-                  f"batches median {c['cosine_median_ordinary']:.5f}, "
-                  f"min {c['cosine_min_ordinary']:.3f}")
+                  f"batches median {c['cosine_median_ordinary']}, "
+                  f"min {c['cosine_min_ordinary']}")
         if args.out:
             with args.out.open("a") as f:
                 f.write(json.dumps(out) + "\n")

@@ -33,9 +33,10 @@ def _state(config):
 def _close(a, b):
     # Float32 rounding differs between the programs; Adam divides each gradient by its running
     # RMS, which carries a rounding difference of a near-zero gradient into the update at up
-    # to the rate's scale (1e-2 here), so parameters agree to a small fraction of one step.
+    # to the rate's scale (1e-2 here), so parameters agree to a small fraction of one step:
+    # 2e-4, 2% of a step (a clean install has differed by 1.1e-4 in one of 576 weights).
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=5e-5)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=2e-4)
 
 
 def test_members_compute_what_each_computes_alone_and_a_stopped_one_stays():
