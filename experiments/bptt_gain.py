@@ -44,9 +44,9 @@ from diffmem import checkpoint, losses, models, tasks
 from diffmem.scan import scan_steps
 
 
-def state_gradients(model: nnx.Module, batch) -> tuple[float, dict[str, np.ndarray], float]:
+def state_gradients(model: nnx.Module, batch) -> tuple[float, dict[str, np.ndarray], jax.Array]:
     """The loss, per state part the (T,) batch-summed gradient norms after each step, and the
-    parameters' gradient norm, for one batch."""
+    parameters' gradient, flattened, for one batch."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     B, T = batch.inputs.shape[:2]
     zeros = jax.tree.map(lambda a: jnp.zeros((T,) + a.shape, a.dtype),
@@ -68,10 +68,10 @@ def state_gradients(model: nnx.Module, batch) -> tuple[float, dict[str, np.ndarr
     for path, g in jax.tree_util.tree_flatten_with_path(g_state)[0]:
         name = jax.tree_util.keystr(path).strip(".[]'").replace("'][", ".")
         parts[name] = jnp.sqrt(jnp.sum(g.reshape(T, -1) ** 2, axis=-1))
-    return loss, parts, optax_norm(g_params)
+    return loss, parts, _flat(g_params)
 
 
-def flat_gradients(model: nnx.Module, batch, bounds: list[float | None]) -> list[jax.Array]:
+def flat_gradients(model: nnx.Module, batch, bounds: list[float]) -> list[jax.Array]:
     """The parameters' gradient, flattened, with the state's gradient clipped at each bound."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     B = batch.inputs.shape[0]
@@ -81,12 +81,11 @@ def flat_gradients(model: nnx.Module, batch, bounds: list[float | None]) -> list
         logits, _, _ = scan_steps(m.cell.step, m.initial_state(B), batch.inputs, False, bound)
         return losses.loss(logits, batch.targets, batch.mask)
 
-    return [jnp.concatenate([g.ravel() for g in jax.tree.leaves(
-        jax.grad(loss_fn)(params, bound))]) for bound in bounds]
+    return [_flat(jax.grad(loss_fn)(params, bound)) for bound in bounds]
 
 
-def optax_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(tree)))
+def _flat(tree) -> jax.Array:
+    return jnp.concatenate([g.ravel() for g in jax.tree.leaves(tree)])
 
 
 def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[float]) -> dict:
@@ -95,23 +94,24 @@ def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[floa
         sys.exit(f"bptt_gain.py: {path} holds a {config.model.kind}, which has no memory "
                  "state to probe; name an NTM or DNC run")
     task = tasks.get(config.task)
-    compute = jax.jit(lambda key: state_gradients(model, task.sample(key, batch_size)))
-    compare = jax.jit(lambda key: flat_gradients(model, task.sample(key, batch_size),
-                                                 [None] + clips))
+
+    def gradients(key):  # one batch for both: the unclipped gradient is state_gradients'
+        batch = task.sample(key, batch_size)
+        return state_gradients(model, batch), flat_gradients(model, batch, clips)
+
+    compute = jax.jit(gradients)
     losses_, params_, parts_, clipped = [], [], {}, []
     for i in range(batches):
-        key = jax.random.fold_in(jax.random.key(seed), i)
-        loss, parts, g = compute(key)
+        (loss, parts, plain), others = compute(jax.random.fold_in(jax.random.key(seed), i))
+        plain = np.asarray(plain, np.float64)
+        norm = np.linalg.norm(plain)
         if clips:
-            plain, *others = (np.asarray(x, np.float64) for x in compare(key))
-            norm = np.linalg.norm(plain)
+            others = [np.asarray(x, np.float64) for x in others]
             clipped.append([norm] + [np.linalg.norm(x) for x in others]
                            + [float(x @ plain) / (np.linalg.norm(x) * norm + 1e-300)
                               for x in others])
-        if not params_ or not float(g) <= max(params_):  # the largest so far (or NaN)
-            worst = (i, float(g), parts)
         losses_.append(float(loss))
-        params_.append(float(g))
+        params_.append(norm)
         for name, norms in parts.items():
             parts_.setdefault(name, []).append(np.asarray(norms))
     params_ = np.asarray(params_)
@@ -127,9 +127,9 @@ def probe(path: Path, batches: int, batch_size: int, seed: int, clips: list[floa
            "param_grad_nonfinite": int((~finite).sum()), "state": {}}
     # The batch with the largest parameter gradient: the norm of the whole state's gradient
     # after every step, to see where along the sequence it grows.
-    index, norm, parts = worst
-    whole = np.sqrt(sum(np.asarray(v, np.float64) ** 2 for v in parts.values()))
-    out["worst_batch"] = {"batch": index, "param_grad": norm,
+    index = int(np.argmax(np.where(finite, params_, np.inf)))  # a non-finite one first
+    whole = np.sqrt(sum(np.asarray(runs[index], np.float64) ** 2 for runs in parts_.values()))
+    out["worst_batch"] = {"batch": index, "param_grad": float(params_[index]),
                           "state_grad_per_step": [float(v) for v in whole]}
     if clips:
         table = np.asarray(clipped)

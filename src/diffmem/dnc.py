@@ -26,7 +26,7 @@ from diffmem import addressing, memory
 from diffmem import dnc_addressing as da
 from diffmem.checks import check_input, check_sizes
 from diffmem.controllers import CONTROLLERS
-from diffmem.scan import scan_steps
+from diffmem.scan import check_state_grad_clip, scan_steps
 
 
 class DNCState(NamedTuple):
@@ -304,10 +304,7 @@ class DNC(nnx.Module):
                  state_grad_clip: float | None = None, **kwargs: Any):
         self.cell = DNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
-        if state_grad_clip is not None and not state_grad_clip > 0:
-            raise ValueError(f"state_grad_clip={state_grad_clip!r} must be a positive number "
-                             "or None (off)")
-        self.state_grad_clip = state_grad_clip
+        self.state_grad_clip = check_state_grad_clip(state_grad_clip)
 
     def initial_state(self, batch_size: int) -> DNCState:
         return self.cell.initial_state(batch_size)

@@ -20,7 +20,7 @@ from flax import nnx
 from diffmem import addressing, memory
 from diffmem.checks import check_input, check_sizes
 from diffmem.controllers import CONTROLLERS
-from diffmem.scan import scan_steps
+from diffmem.scan import check_state_grad_clip, scan_steps
 
 MEMORY_INITS = ("constant", "learned", "random")
 # Collier & Beel (2018): memory initialised to a small constant, so that every row starts
@@ -257,10 +257,7 @@ class NTM(nnx.Module):
                  state_grad_clip: float | None = None, **kwargs: Any):
         self.cell = NTMCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
-        if state_grad_clip is not None and not state_grad_clip > 0:
-            raise ValueError(f"state_grad_clip={state_grad_clip!r} must be a positive number "
-                             "or None (off)")
-        self.state_grad_clip = state_grad_clip
+        self.state_grad_clip = check_state_grad_clip(state_grad_clip)
 
     def initial_state(self, batch_size: int) -> NTMState:
         return self.cell.initial_state(batch_size)

@@ -43,6 +43,13 @@ def _clip_gradient_bwd(bound: float, _: None, g: Any) -> tuple[Any]:
 clip_gradient.defvjp(_clip_gradient_fwd, _clip_gradient_bwd)
 
 
+def check_state_grad_clip(bound: float | None) -> float | None:
+    """``bound`` for ``scan_steps``'s ``state_grad_clip``, refused unless positive or None."""
+    if bound is not None and not bound > 0:
+        raise ValueError(f"state_grad_clip={bound!r} must be a positive number or None (off)")
+    return bound
+
+
 def scan_steps(step: Callable, state: Any, inputs: jax.Array, return_trace: bool,
                state_grad_clip: float | None = None):
     """Run ``step(state, x_t) -> (state, y_t, trace_t)`` over ``inputs`` (B, T, C_in) with
