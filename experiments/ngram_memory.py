@@ -24,22 +24,12 @@ import diffmem
 from diffmem.tasks.ngrams import DynamicNGrams
 from diffmem.train import VALIDATION_SEED, fixed_batches
 
-OCCURRENCES = ((0, 0), (1, 3), (4, 8), (9, None))
+OCCURRENCES = ((0, 0), (1, 3), (4, 8), (9, np.inf))
 
 
-def occurrences_before(bits: np.ndarray, context: int) -> np.ndarray:
-    """(B, T) bits -> (B, T) how many times the context ending at step t (bits t-context+1..t)
-    occurred at an earlier step; -1 where the context is not complete."""
-    B, T = bits.shape
-    out = np.full((B, T), -1)
-    weights = 2 ** np.arange(context)
-    for b in range(B):
-        seen: dict[int, int] = {}
-        for t in range(context - 1, T):
-            c = int(bits[b, t - context + 1:t + 1] @ weights)
-            out[b, t] = seen.get(c, 0)
-            seen[c] = out[b, t] + 1
-    return out
+def _bits(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-step bits of predicting P(1) = p where the bit was y."""
+    return -np.log2(np.where(y > 0.5, p, 1.0 - p))
 
 
 def _measure(model, task: DynamicNGrams, batch) -> dict[str, np.ndarray]:
@@ -52,10 +42,9 @@ def _measure(model, task: DynamicNGrams, batch) -> dict[str, np.ndarray]:
     p_opt = np.asarray(task.optimal_probabilities(batch.inputs[..., 0]), np.float64)
     w_w = np.asarray(trace.write_weights)[:, :, 0]  # (B, T, N), the first write head
     return {
-        "bits": -np.log2(np.where(y > 0.5, p, 1.0 - p)),
-        "bits_opt": -np.log2(np.where(y > 0.5, p_opt, 1.0 - p_opt)),
+        "bits": _bits(p, y), "bits_opt": _bits(p_opt, y),
         "mask": np.asarray(batch.mask) > 0,
-        "seen": occurrences_before(np.asarray(batch.inputs[..., 0]).astype(int), task.context),
+        "seen": np.asarray(task.context_counts(batch.inputs[..., 0]).sum(-1)),
         "focus": w_w.argmax(-1), "write_max": w_w.max(-1),
         "read_max": np.asarray(trace.read_weights).max(-1),  # (B, T, R)
     }
@@ -85,8 +74,8 @@ def ngram_memory(run_dir: str, sequences: int) -> dict:
         "optimal_bits": float((bits_opt * mask).sum(1).mean()),
     }
     for lo, hi in OCCURRENCES:
-        where = mask & (seen >= lo) & (seen <= (hi if hi is not None else seen.max()))
-        name = f"{lo}+" if hi is None else f"{lo}" if lo == hi else f"{lo}-{hi}"
+        where = mask & (seen >= lo) & (seen <= hi)
+        name = f"{lo}+" if hi == np.inf else f"{lo}" if lo == hi else f"{lo}-{hi}"
         record[f"excess_bits_seen_{name}"] = float((excess * where).sum(1).mean())
     record.update({
         "write_focus": float(w_w_max.mean()),

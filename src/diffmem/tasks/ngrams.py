@@ -68,12 +68,12 @@ class DynamicNGrams(Task):
                                 bits.shape).astype(jnp.float32)
         return Batch(bits[..., None], targets[..., None], mask)
 
-    def optimal_probabilities(self, bits: jax.Array) -> jax.Array:
-        """The Bayes-optimal P(next bit = 1) after each step (paper eq. 10).
+    def context_counts(self, bits: jax.Array) -> jax.Array:
+        """How often each step's context was followed by a 0 and by a 1 before it.
 
-        ``bits`` (B, T) -> (B, T): at step t, with c the context of bits t-4..t,
-        P = (N1 + 1/2) / (N1 + N0 + 1), where N1 and N0 count the 1s and 0s that followed c
-        earlier in the same sequence. Steps whose context is incomplete get 1/2.
+        ``bits`` (B, T) -> (B, T, 2): at step t, with c the context of bits t-4..t, N0 and N1,
+        the counts of 0s and 1s that followed c earlier in the same sequence (0 where the
+        context is incomplete).
         """
         bits = jnp.asarray(bits).astype(jnp.int32)
         B, T = bits.shape
@@ -86,14 +86,21 @@ class DynamicNGrams(Task):
             counts = counts.at[rows, ctx, bit].add(jnp.where(filled >= self.context, 1.0, 0.0))
             ctx = ((ctx << 1) | bit) & (n_contexts - 1)
             filled = jnp.minimum(filled + 1, self.context)
-            n0, n1 = counts[rows, ctx, 0], counts[rows, ctx, 1]
-            p = jnp.where(filled >= self.context, (n1 + 0.5) / (n0 + n1 + 1.0), 0.5)
-            return (counts, ctx, filled), p
+            return (counts, ctx, filled), counts[rows, ctx]
 
         init = (jnp.zeros((B, n_contexts, 2), jnp.float32), jnp.zeros((B,), jnp.int32),
                 jnp.zeros((), jnp.int32))
-        _, p = jax.lax.scan(step, init, jnp.swapaxes(bits, 0, 1))
-        return jnp.swapaxes(p, 0, 1)
+        _, n = jax.lax.scan(step, init, jnp.swapaxes(bits, 0, 1))
+        return jnp.swapaxes(n, 0, 1)
+
+    def optimal_probabilities(self, bits: jax.Array) -> jax.Array:
+        """The Bayes-optimal P(next bit = 1) after each step (paper eq. 10).
+
+        ``bits`` (B, T) -> (B, T): P = (N1 + 1/2) / (N1 + N0 + 1) with N0 and N1 from
+        ``context_counts``; 1/2 where the context is incomplete (no counts yet).
+        """
+        n = self.context_counts(bits)
+        return (n[..., 1] + 0.5) / (n[..., 0] + n[..., 1] + 1.0)
 
     def optimal_bits(self, batch: Batch) -> jax.Array:
         """Bits per sequence (B,) of the Bayes-optimal predictor on the batch's masked steps."""
