@@ -21,6 +21,8 @@ import json
 import numpy as np
 
 import diffmem
+from diffmem.checkpoint import CheckpointError
+from diffmem.config import ConfigError
 from diffmem.tasks.ngrams import DynamicNGrams
 from diffmem.train import VALIDATION_SEED, fixed_batches
 
@@ -51,7 +53,10 @@ def _measure(model, task: DynamicNGrams, batch) -> dict[str, np.ndarray]:
 
 
 def ngram_memory(run_dir: str, sequences: int) -> dict:
-    model, config = diffmem.load(run_dir)
+    try:
+        model, config = diffmem.load(run_dir)
+    except (CheckpointError, ConfigError) as err:
+        raise SystemExit(f"ngram_memory.py: {err}") from None
     if config.task != "dynamic-ngrams" or config.model.kind not in ("ntm-lstm", "ntm-ff"):
         raise SystemExit(f"{run_dir}: a {config.model.kind} on {config.task}; this measures an "
                          "NTM trained on dynamic-ngrams")
