@@ -145,6 +145,30 @@ def test_gate_bias_starts_every_heads_gate_there_and_nothing_else():
     assert np.count_nonzero(np.asarray(raw)) == 5  # the gates alone
 
 
+def test_tape_bias_starts_the_write_gates_and_their_plus_one_shift_and_nothing_else():
+    from diffmem.ntm import split_head_params
+
+    plain, biased = tiny(read_heads=2, write_heads=3), tiny(read_heads=2, write_heads=3,
+                                                           tape_bias=3.0)
+    cell = biased.cell
+    raw = biased.cell.head_params.bias[...] - plain.cell.head_params.bias[...]
+    reads = np.asarray(raw[: 2 * cell.read_size])
+    writes = split_head_params(raw[2 * cell.read_size:].reshape(1, 3, -1), 4, 1, write=True)
+    assert not reads.any()
+    np.testing.assert_allclose(writes.g, jax.nn.sigmoid(-3.0), rtol=1e-6)
+    np.testing.assert_allclose(writes.s[..., 2], np.exp(3) / (np.exp(3) + 2), rtol=1e-6)
+    assert np.count_nonzero(np.asarray(raw)) == 6  # two outputs of each write head
+
+
+def test_a_strong_tape_bias_writes_one_row_a_step_from_the_first():
+    model = tiny(controller="feedforward", tape_bias=30.0)
+    kernel = model.cell.head_params.kernel
+    kernel[...] = jnp.zeros_like(kernel[...])  # the heads follow their biases alone
+    _, _, trace = model(jnp.ones((1, 14, 5)), return_trace=True)
+    rows = np.argmax(np.asarray(trace.write_weights[0, :, 0]), axis=-1)
+    np.testing.assert_array_equal(rows, (np.arange(14) + 1) % 10)  # wraps after 10 rows
+
+
 def test_default_copy_model_has_about_the_papers_parameter_count():
     # Paper, Table 2: LSTM-controller NTM on copy has 67,561 parameters (SPEC: within ~10%).
     def count(model):  # from shapes alone: nothing is initialised

@@ -47,6 +47,10 @@ class ModelConfig:
     # Initial bias of the NTM heads' interpolation-gate logits: below 0, heads start by
     # moving from their previous weighting by shifts (diffmem.ntm.NTMCell).
     gate_bias: float = 0.0
+    # NTM write heads that start as a tape: each write head's interpolation-gate logit starts
+    # at -tape_bias and its +1 shift logit at +tape_bias, so from its focused start on row 0
+    # it moves one row a step (0: off; diffmem.ntm.NTMCell).
+    tape_bias: float = 0.0
     # Memory models: the gradient flowing back into the recurrent state is clipped elementwise
     # to this bound at every step (None: off). The forward pass is unchanged; it keeps a
     # backward pass that grows step after step finite (diffmem.scan.scan_steps).
@@ -309,6 +313,17 @@ def validate(config: Config) -> Config:
     if m.gate_bias and m.kind not in ("ntm-lstm", "ntm-ff"):
         raise ConfigError(f"model.gate_bias={m.gate_bias!r} sets the NTM heads' interpolation "
                           f"gates; the {m.kind} has no such gate: leave it 0")
+    if (not isinstance(m.tape_bias, (int, float)) or not math.isfinite(m.tape_bias)
+            or m.tape_bias < 0):
+        raise ConfigError(f"model.tape_bias={m.tape_bias!r} must be a finite number >= 0, "
+                          "e.g. 3 (0: off)")
+    if m.tape_bias and m.kind not in ("ntm-lstm", "ntm-ff"):
+        raise ConfigError(f"model.tape_bias={m.tape_bias!r} starts the NTM write heads as a "
+                          f"tape; the {m.kind} has no such head: leave it 0")
+    if m.tape_bias and m.shift_radius < 1:
+        raise ConfigError(f"model.tape_bias={m.tape_bias!r} needs shifts of one row, but "
+                          f"model.shift_radius={m.shift_radius!r}: set it to 1 or more, or "
+                          "leave tape_bias 0")
     if m.kind != "dnc" and (
             not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2):
         raise ConfigError(

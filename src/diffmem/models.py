@@ -85,6 +85,7 @@ def _ntm(controller: str) -> Builder:
             memory_init=m.memory_init,
             clip=m.clip,
             gate_bias=m.gate_bias,
+            tape_bias=m.tape_bias,
             state_grad_clip=m.state_grad_clip,
             rngs=rngs,
         )

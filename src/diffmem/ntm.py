@@ -116,6 +116,9 @@ class NTMCell(nnx.Module):
       clip: head parameters are computed from controller outputs clipped to [-clip, clip].
       gate_bias: initial bias of every head's interpolation-gate logit; below 0 a head starts
         by keeping its previous weighting (sigmoid(-2) = 0.12), so it moves by shifts alone.
+      tape_bias: b >= 0 starts every write head as a tape: its gate logit at -b and its +1
+        shift logit at +b, so it keeps its previous weighting and moves it one row a step
+        (b = 3, K = 1: gate 0.05, shift +1 0.91). A write gate's bias is then -b, not gate_bias.
       rngs: nnx.Rngs for parameter initialisation.
     """
 
@@ -135,6 +138,7 @@ class NTMCell(nnx.Module):
         memory_init: str = "constant",
         clip: float = 20.0,
         gate_bias: float = 0.0,
+        tape_bias: float = 0.0,
         rngs: nnx.Rngs,
     ):
         check_sizes(
@@ -165,11 +169,16 @@ class NTMCell(nnx.Module):
         self.head_params = nnx.Linear(
             controller_size, R * self.read_size + W * self.write_size, rngs=rngs
         )
+        # Each head's outputs are k (M), beta, g, s (2K + 1, shifts -K..K), ...: its gate is
+        # output M + 1 and its shift +1 output M + 3 + K.
+        writes = R * self.read_size + np.arange(W) * self.write_size
+        heads = np.r_[np.arange(R) * self.read_size, writes]
         if gate_bias:
-            # Each head's outputs are k (M), beta, g, ...: its gate is output M + 1.
-            starts = np.r_[np.arange(R) * self.read_size,
-                           R * self.read_size + np.arange(W) * self.write_size]
-            bias = self.head_params.bias[...].at[starts + M + 1].set(gate_bias)
+            bias = self.head_params.bias[...].at[heads + M + 1].set(gate_bias)
+            self.head_params.bias = nnx.Param(bias)
+        if tape_bias:
+            bias = self.head_params.bias[...].at[writes + M + 1].set(-tape_bias)
+            bias = bias.at[writes + M + 3 + shift_radius].set(tape_bias)
             self.head_params.bias = nnx.Param(bias)
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 

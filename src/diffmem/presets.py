@@ -224,13 +224,14 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
                "(200 steps), and one read head must bring back both the context and what "
                "followed it; with both changes seed 1 reached the target after 128,000 "
                "sequences and 38 minutes, where the paper's architecture stayed 10.7 bits "
-               "above the optimum; seeds 0 and 2 did not (131.8 and 153.4 bits in 45 "
+               "above the optimum; seeds 0, 2 and 3 did not (131.8, 153.4 and 136.6 bits in 45 "
                "minutes; docs/batches.md#where-the-feed-forward-ntm-loses-bits). "
                "Batch 8 at 1e-3, halved on a plateau, with the gradient through the state "
                "clipped to 10 at every step: without that clipping some batches' gradients "
                "grow step after step back through time to 1e16 and beyond, and the run "
                "diverged (docs/batches.md#exploding-gradients-through-time); "
                "results/batches/dynamic-ngrams-ntm-ff-heads.json, "
+               "results/batches/dynamic-ngrams-ntm-ff-tape.json (seed 3), "
                "results/batches/dynamic-ngrams-ntm-ff-state-grad-clip.json, "
                "results/reproduce/dynamic-ngrams-ntm-ff-default.json."),
     ("dynamic-ngrams", "ntm-ff", "paper"): Preset(
