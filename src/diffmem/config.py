@@ -22,6 +22,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 DNC_SWITCHES = ("content_masking", "deallocation", "link_sharpness")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
+NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (gate_bias, tape_bias)
 
 
 class ConfigError(ValueError):
@@ -310,14 +311,14 @@ def validate(config: Config) -> Config:
                           "training range to grow; leave it 0")
     if not isinstance(m.gate_bias, (int, float)) or not math.isfinite(m.gate_bias):
         raise ConfigError(f"model.gate_bias={m.gate_bias!r} must be a finite number, e.g. -2")
-    if m.gate_bias and m.kind not in ("ntm-lstm", "ntm-ff"):
+    if m.gate_bias and m.kind not in NTM_KINDS:
         raise ConfigError(f"model.gate_bias={m.gate_bias!r} sets the NTM heads' interpolation "
                           f"gates; the {m.kind} has no such gate: leave it 0")
     if (not isinstance(m.tape_bias, (int, float)) or not math.isfinite(m.tape_bias)
             or m.tape_bias < 0):
         raise ConfigError(f"model.tape_bias={m.tape_bias!r} must be a finite number >= 0, "
                           "e.g. 3 (0: off)")
-    if m.tape_bias and m.kind not in ("ntm-lstm", "ntm-ff"):
+    if m.tape_bias and m.kind not in NTM_KINDS:
         raise ConfigError(f"model.tape_bias={m.tape_bias!r} starts the NTM write heads as a "
                           f"tape; the {m.kind} has no such head: leave it 0")
     if m.tape_bias and m.shift_radius < 1:

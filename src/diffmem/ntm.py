@@ -173,12 +173,13 @@ class NTMCell(nnx.Module):
         # output M + 1 and its shift +1 output M + 3 + K.
         writes = R * self.read_size + np.arange(W) * self.write_size
         heads = np.r_[np.arange(R) * self.read_size, writes]
-        if gate_bias:
-            bias = self.head_params.bias[...].at[heads + M + 1].set(gate_bias)
-            self.head_params.bias = nnx.Param(bias)
-        if tape_bias:
-            bias = self.head_params.bias[...].at[writes + M + 1].set(-tape_bias)
-            bias = bias.at[writes + M + 3 + shift_radius].set(tape_bias)
+        if gate_bias or tape_bias:
+            bias = self.head_params.bias[...]
+            if gate_bias:
+                bias = bias.at[heads + M + 1].set(gate_bias)
+            if tape_bias:
+                bias = bias.at[writes + M + 1].set(-tape_bias)
+                bias = bias.at[writes + M + 3 + shift_radius].set(tape_bias)
             self.head_params.bias = nnx.Param(bias)
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 
