@@ -9,8 +9,9 @@ sequence (0, 1-3, 4-8, 9 or more times: the optimum counts every earlier occurre
 that forgets or blurs them loses most where it has seen a context a few times); how the write
 head moves (its focus; the share of steps on which its focused row is next to the last
 step's, either way round; the distinct rows it focuses on per sequence) and each read head's
-focus. A write head that moves one row every step keeps a tape of the sequence; with 128 rows
-and 200 steps such a tape overwrites its first 72 steps. Prints one JSON line per run.
+focus and weight on the write head's row. A write head that moves one row every step keeps a
+tape of the sequence; with 128 rows and 200 steps such a tape overwrites its first 72 steps.
+Prints one JSON line per run.
 """
 
 from __future__ import annotations
@@ -37,18 +38,21 @@ def _bits(p: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _measure(model, task: DynamicNGrams, batch) -> dict[str, np.ndarray]:
     """Per-step arrays of one batch: the model's and the optimum's bits, the mask, how often
     each step's context was seen before, the write head's focused row and largest weight, and
-    each read head's largest weight."""
+    each read head's largest weight and its weight on the row the write head focuses on."""
     logits, _, trace = model(batch.inputs, return_trace=True)
     y = np.asarray(batch.targets[..., 0])
     p = 1.0 / (1.0 + np.exp(-np.asarray(logits[..., 0], np.float64)))
     p_opt = np.asarray(task.optimal_probabilities(batch.inputs[..., 0]), np.float64)
     w_w = np.asarray(trace.write_weights)[:, :, 0]  # (B, T, N), the first write head
+    w_r = np.asarray(trace.read_weights)  # (B, T, R, N)
+    on_write_row = np.take_along_axis(w_r, w_w.argmax(-1)[:, :, None, None], axis=-1)[..., 0]
     return {
         "bits": _bits(p, y), "bits_opt": _bits(p_opt, y),
         "mask": np.asarray(batch.mask) > 0,
         "seen": np.asarray(task.context_counts(batch.inputs[..., 0]).sum(-1)),
         "focus": w_w.argmax(-1), "write_max": w_w.max(-1),
-        "read_max": np.asarray(trace.read_weights).max(-1),  # (B, T, R)
+        "read_max": w_r.max(-1),  # (B, T, R)
+        "read_on_write_row": on_write_row,  # (B, T, R)
     }
 
 
@@ -65,9 +69,10 @@ def ngram_memory(run_dir: str, sequences: int) -> dict:
     for batch in fixed_batches(task, sequences, VALIDATION_SEED):
         for name, value in _measure(model, task, batch).items():
             parts.setdefault(name, []).append(value)
-    bits, bits_opt, mask, seen, focus, w_w_max, w_r_max = (
+    bits, bits_opt, mask, seen, focus, w_w_max, w_r_max, w_r_on_w = (
         np.concatenate(parts[k]) for k in
-        ("bits", "bits_opt", "mask", "seen", "focus", "write_max", "read_max"))
+        ("bits", "bits_opt", "mask", "seen", "focus", "write_max", "read_max",
+         "read_on_write_row"))
     excess = (bits - bits_opt) * mask
     rows = config.model.memory_rows
     step = (focus[:, 1:] - focus[:, :-1]) % rows
@@ -87,6 +92,9 @@ def ngram_memory(run_dir: str, sequences: int) -> dict:
         "write_moves_one_row": float(moves_one.mean()),
         "write_rows_per_sequence": float(np.mean([len(np.unique(f)) for f in focus])),
         "read_focus": [float(f) for f in w_r_max.mean(axis=(0, 1))],
+        # A read head on the tape reads the row being written (read_after_write) or the one
+        # just before it; this is its weight on the write head's row at the same step.
+        "read_on_write_row": [float(f) for f in w_r_on_w.mean(axis=(0, 1))],
     })
     return record
 

@@ -160,6 +160,23 @@ def test_tape_bias_starts_the_write_gates_and_their_plus_one_shift_and_nothing_e
     assert np.count_nonzero(np.asarray(raw)) == 6  # two outputs of each write head
 
 
+def test_tape_read_heads_start_the_first_read_heads_as_tapes_too():
+    from diffmem.ntm import split_head_params
+
+    plain = tiny(read_heads=3, write_heads=1)
+    biased = tiny(read_heads=3, write_heads=1, tape_bias=3.0, tape_read_heads=2)
+    size = biased.cell.read_size
+    raw = biased.cell.head_params.bias[...] - plain.cell.head_params.bias[...]
+    reads = split_head_params(raw[: 3 * size].reshape(1, 3, -1), 4, 1, write=False)
+    np.testing.assert_allclose(reads.g[0], [jax.nn.sigmoid(-3.0)] * 2 + [0.5], rtol=1e-6)
+    np.testing.assert_allclose(reads.s[0, :2, 2], np.exp(3) / (np.exp(3) + 2), rtol=1e-6)
+    assert np.count_nonzero(np.asarray(raw)) == 6  # two reads' and the write's gate and shift
+    with pytest.raises(ValueError, match="tape_read_heads=4 must be between 0 and read_heads=3"):
+        tiny(read_heads=3, tape_bias=3.0, tape_read_heads=4)
+    with pytest.raises(ValueError, match="tape_bias, which is 0"):
+        tiny(read_heads=3, tape_read_heads=1)
+
+
 def test_a_strong_tape_bias_writes_one_row_a_step_from_the_first():
     model = tiny(controller="feedforward", tape_bias=30.0)
     kernel = model.cell.head_params.kernel
@@ -167,6 +184,26 @@ def test_a_strong_tape_bias_writes_one_row_a_step_from_the_first():
     _, _, trace = model(jnp.ones((1, 14, 5)), return_trace=True)
     rows = np.argmax(np.asarray(trace.write_weights[0, :, 0]), axis=-1)
     np.testing.assert_array_equal(rows, (np.arange(14) + 1) % 10)  # wraps after 10 rows
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_read_after_write_lets_the_reads_see_this_steps_write(after):
+    # Both heads are strong tapes (gate shut, shift +1), so the read and the write head move
+    # together over rows 1, 2, ...; every step writes the add vector +1 on row t + 1.
+    model = tiny(controller="feedforward", tape_bias=30.0, tape_read_heads=1,
+                 read_after_write=after)
+    cell = model.cell
+    kernel, bias = cell.head_params.kernel, cell.head_params.bias
+    kernel[...] = jnp.zeros_like(kernel[...])
+    M, K = 4, 1
+    write_add = cell.read_size + M + 3 + 2 * K + 1 + M  # after k, beta, g, gamma, s, e
+    bias[...] = bias[...].at[write_add:write_add + M].set(30.0)  # add tanh(30) = 1 everywhere
+    _, _, trace = model(jnp.ones((1, 6, 5)), return_trace=True)
+    reads = np.asarray(trace.reads[0, :, 0])
+    # Before the write the tape row is still the constant initial memory; after it, the row
+    # holds what the erase (sigmoid(0) = 1/2) and the add made of it.
+    expected = 0.5 * 1e-6 + 1.0 if after else 1e-6
+    np.testing.assert_allclose(reads, expected, rtol=1e-3, atol=1e-7)
 
 
 def test_default_copy_model_has_about_the_papers_parameter_count():

@@ -22,7 +22,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 DNC_SWITCHES = ("content_masking", "deallocation", "link_sharpness")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
-NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (gate_bias, tape_bias)
+NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (gate_bias, tape_bias, ...)
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,13 @@ class ModelConfig:
     # at -tape_bias and its +1 shift logit at +tape_bias, so from its focused start on row 0
     # it moves one row a step (0: off; diffmem.ntm.NTMCell).
     tape_bias: float = 0.0
+    # The first so many NTM read heads start as a tape too (with tape_bias), moving with the
+    # write head row by row.
+    tape_read_heads: int = 0
+    # NTM order within a step: False reads the memory as it stood before this step's write
+    # (SPEC, Collier & Beel); True writes first, so a feed-forward controller gets back at
+    # the next step what it wrote (diffmem.ntm.NTMCell).
+    read_after_write: bool = False
     # Memory models: the gradient flowing back into the recurrent state is clipped elementwise
     # to this bound at every step (None: off). The forward pass is unchanged; it keeps a
     # backward pass that grows step after step finite (diffmem.scan.scan_steps).
@@ -325,6 +332,17 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"model.tape_bias={m.tape_bias!r} needs shifts of one row, but "
                           f"model.shift_radius={m.shift_radius!r}: set it to 1 or more, or "
                           "leave tape_bias 0")
+    if (not isinstance(m.tape_read_heads, int) or isinstance(m.tape_read_heads, bool)
+            or not 0 <= m.tape_read_heads <= m.read_heads):
+        raise ConfigError(f"model.tape_read_heads={m.tape_read_heads!r} must be an integer "
+                          f"from 0 to model.read_heads={m.read_heads!r}")
+    if m.tape_read_heads and not m.tape_bias:
+        raise ConfigError(f"model.tape_read_heads={m.tape_read_heads!r} starts read heads as "
+                          "a tape with model.tape_bias, which is 0: set it too, e.g. "
+                          "model.tape_bias=3")
+    if m.read_after_write is True and m.kind not in NTM_KINDS:
+        raise ConfigError(f"model.read_after_write=true orders the NTM's reads and writes; the "
+                          f"{m.kind} has its own order: leave it false")
     if m.kind != "dnc" and (
             not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2):
         raise ConfigError(
@@ -361,6 +379,7 @@ def validate(config: Config) -> Config:
             "still above it is restarted from, e.g. 100"
         )
     for section, name in (("train", "early_stop"), ("train", "tensorboard"),
+                          ("model", "read_after_write"),
                           *(("model", switch) for switch in DNC_SWITCHES)):
         value = getattr(getattr(config, section), name)
         if not isinstance(value, bool):

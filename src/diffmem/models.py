@@ -86,6 +86,8 @@ def _ntm(controller: str) -> Builder:
             clip=m.clip,
             gate_bias=m.gate_bias,
             tape_bias=m.tape_bias,
+            tape_read_heads=m.tape_read_heads,
+            read_after_write=m.read_after_write,
             state_grad_clip=m.state_grad_clip,
             rngs=rngs,
         )

@@ -92,6 +92,11 @@ def split_head_params(raw: jax.Array, width: int, shift_radius: int, write: bool
     return HeadParams(key, beta, g, s, gamma, erase, add)
 
 
+def _address(mem: jax.Array, previous: jax.Array, p: HeadParams) -> jax.Array:
+    """Weightings (B, h, N) of h heads with parameters ``p`` on memory (B, N, M)."""
+    return addressing.address(mem[:, None], previous, p.key, p.beta, p.g, p.s, p.gamma)
+
+
 class NTMCell(nnx.Module):
     """One step of the NTM.
 
@@ -99,6 +104,7 @@ class NTMCell(nnx.Module):
     2. controller output h_t -> each head's parameters
     3. every read head addresses and reads the memory as it stood before this step's write
     4. every write head addresses, then all of them erase and add
+    (with ``read_after_write``, 4 comes before 3: the reads see this step's write)
     5. y_t = Linear([h_t, r_t])  (logits)
 
     Args:
@@ -119,6 +125,12 @@ class NTMCell(nnx.Module):
       tape_bias: b >= 0 starts every write head as a tape: its gate logit at -b and its +1
         shift logit at +b, so it keeps its previous weighting and moves it one row a step
         (b = 3, K = 1: gate 0.05, shift +1 0.91). A write gate's bias is then -b, not gate_bias.
+      tape_read_heads: the first so many read heads start as a tape too (the same biases), so
+        they move with the write head row by row, from the same row.
+      read_after_write: False (SPEC's order, Collier & Beel's): the reads see the memory as it
+        stood before this step's write. True: the write comes first and the reads see it, as
+        the paper's equations read literally (r_t from M_t). A feed-forward controller then
+        gets back at step t + 1 what it wrote at step t; in SPEC's order only at t + 2.
       rngs: nnx.Rngs for parameter initialisation.
     """
 
@@ -139,6 +151,8 @@ class NTMCell(nnx.Module):
         clip: float = 20.0,
         gate_bias: float = 0.0,
         tape_bias: float = 0.0,
+        tape_read_heads: int = 0,
+        read_after_write: bool = False,
         rngs: nnx.Rngs,
     ):
         check_sizes(
@@ -153,12 +167,19 @@ class NTMCell(nnx.Module):
                 f"shift_radius={shift_radius} must be >= 0 and smaller than memory_rows / 2 "
                 f"({memory_rows / 2:g}); the paper uses 1"
             )
+        if not 0 <= tape_read_heads <= read_heads:
+            raise ValueError(f"tape_read_heads={tape_read_heads} must be between 0 and "
+                             f"read_heads={read_heads}")
+        if tape_read_heads and not tape_bias:
+            raise ValueError(f"tape_read_heads={tape_read_heads} starts read heads with "
+                             "tape_bias, which is 0: set it too, e.g. tape_bias=3")
         if memory_init not in MEMORY_INITS:
             raise ValueError(f"memory_init={memory_init!r} is not one of {list(MEMORY_INITS)}")
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.write_heads = read_heads, write_heads
         self.memory_rows, self.memory_width = memory_rows, memory_width
         self.shift_radius, self.clip = shift_radius, clip
+        self.read_after_write = bool(read_after_write)
         N, M, R, W = memory_rows, memory_width, read_heads, write_heads
 
         self.controller = CONTROLLERS[controller](
@@ -173,13 +194,14 @@ class NTMCell(nnx.Module):
         # output M + 1 and its shift +1 output M + 3 + K.
         writes = R * self.read_size + np.arange(W) * self.write_size
         heads = np.r_[np.arange(R) * self.read_size, writes]
+        tapes = np.r_[np.arange(tape_read_heads) * self.read_size, writes]
         if gate_bias or tape_bias:
             bias = self.head_params.bias[...]
             if gate_bias:
                 bias = bias.at[heads + M + 1].set(gate_bias)
             if tape_bias:
-                bias = bias.at[writes + M + 1].set(-tape_bias)
-                bias = bias.at[writes + M + 3 + shift_radius].set(tape_bias)
+                bias = bias.at[tapes + M + 1].set(-tape_bias)
+                bias = bias.at[tapes + M + 3 + shift_radius].set(tape_bias)
             self.head_params.bias = nnx.Param(bias)
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 
@@ -224,17 +246,21 @@ class NTMCell(nnx.Module):
         rp = split_head_params(raw_read.reshape(B, R, self.read_size), M, K, write=False)
         wp = split_head_params(raw_write.reshape(B, W, self.write_size), M, K, write=True)
 
-        # Read and write heads address the memory as it stood before this step's write, so all
-        # R + W heads are addressed together (one batched product with the memory).
         mem = state.memory  # (B, N, M)
-        cat = lambda a, b: jnp.concatenate([a, b], axis=1)  # noqa: E731  (B, R + W, ...)
-        w = addressing.address(
-            mem[:, None], cat(state.read_weights, state.write_weights), cat(rp.key, wp.key),
-            cat(rp.beta, wp.beta), cat(rp.g, wp.g), cat(rp.s, wp.s), cat(rp.gamma, wp.gamma),
-        )  # (B, R + W, N)
-        w_r, w_w = w[:, :R], w[:, R:]
-        reads = memory.read(mem[:, None], w_r)  # (B, R, M)
-        mem = memory.write_heads(mem, w_w, wp.erase, wp.add)  # (B, N, M)
+        if self.read_after_write:
+            w_w = _address(mem, state.write_weights, wp)  # (B, W, N)
+            mem = memory.write_heads(mem, w_w, wp.erase, wp.add)  # (B, N, M)
+            w_r = _address(mem, state.read_weights, rp)  # (B, R, N)
+            reads = memory.read(mem[:, None], w_r)  # (B, R, M)
+        else:
+            # Read and write heads address the memory as it stood before this step's write,
+            # so all R + W heads are addressed together (one batched product with the memory).
+            cat = lambda a, b: jnp.concatenate([a, b], axis=1)  # noqa: E731  (B, R + W, ...)
+            w = _address(mem, cat(state.read_weights, state.write_weights),
+                         HeadParams(*(cat(a, b) for a, b in zip(rp[:5], wp[:5])), None, None))
+            w_r, w_w = w[:, :R], w[:, R:]  # (B, R, N), (B, W, N)
+            reads = memory.read(mem[:, None], w_r)  # (B, R, M)
+            mem = memory.write_heads(mem, w_w, wp.erase, wp.add)  # (B, N, M)
 
         y = self.output(jnp.concatenate([h, reads.reshape(B, R * M)], axis=-1))  # (B, C_out)
         new_state = NTMState(controller_state, mem, w_r, w_w, reads)
