@@ -228,7 +228,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
                "before the write learns of a bit only two steps later, so its read keys lack "
                "part of the context; with the three, seeds 1, 2, 3, 4 and 6 of 0 to 6 "
                "reached the target after 28,000 to 84,000 sequences (9 to 28 minutes; seed 0 "
-               "collapsed at 142 bits, seed 5 was stopped at 155.7), where 0.15's default "
+               "collapsed at 142 bits, seed 5 was stopped by hand at 148.7), where 0.15's default "
                "reached it with seed 1 of four "
                "(docs/batches.md#reads-that-see-this-steps-write-and-a-read-head-on-the-tape). "
                "Batch 8 at 1e-3, halved on a plateau, with the gradient through the state "
