@@ -256,8 +256,9 @@ class NTMCell(nnx.Module):
             # Read and write heads address the memory as it stood before this step's write,
             # so all R + W heads are addressed together (one batched product with the memory).
             cat = lambda a, b: jnp.concatenate([a, b], axis=1)  # noqa: E731  (B, R + W, ...)
-            w = _address(mem, cat(state.read_weights, state.write_weights),
-                         HeadParams(*(cat(a, b) for a, b in zip(rp[:5], wp[:5])), None, None))
+            # The first five fields (key, beta, g, s, gamma) are the ones addressing uses.
+            both = HeadParams(*(cat(a, b) for a, b in zip(rp[:5], wp[:5])), None, None)
+            w = _address(mem, cat(state.read_weights, state.write_weights), both)
             w_r, w_w = w[:, :R], w[:, R:]  # (B, R, N), (B, W, N)
             reads = memory.read(mem[:, None], w_r)  # (B, R, M)
             mem = memory.write_heads(mem, w_w, wp.erase, wp.add)  # (B, N, M)
