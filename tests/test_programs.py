@@ -13,7 +13,7 @@ def test_only_the_fields_that_shape_the_update_tell_two_runs_apart(tiny_config):
     t = tiny_config.train
     same = [dict(seed=7), dict(sequences=999, minutes=3.0), dict(val_size=3, eval_count=2),
             dict(generalisation_val_size=0, tensorboard=False, on_nonfinite="stop"),
-            dict(restart_after=8, restart_above=1.0)]
+            dict(restart_after=8, restart_above=1.0), dict(collapse_above=10.0)]
     for change in same:
         assert train.update_settings(t.__class__(**{**t.__dict__, **change})) == \
             train.update_settings(t), change

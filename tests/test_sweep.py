@@ -58,6 +58,8 @@ def test_a_local_sweep_tabulates_every_run_and_goes_on_after_an_interrupt(
     assert rows[0]["bits, length 10"] > 0 and "bits, length 10" in csv[0]
     assert "wall time of the whole sweep" in table
     assert all(r["restarts"] == 0 for r in rows) and "; restarts: 0" in table
+    assert all(r["returns to best"] == 0 for r in rows)
+    assert "; returns to the best model: 0" in table
     # The finished trial was not trained again.
     assert len(_attempts(tmp_path, "lr-1e-3")) == 1
     assert len(_attempts(tmp_path, "lr-3e-3")) == 1

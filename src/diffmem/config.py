@@ -126,6 +126,11 @@ class TrainConfig:
     # (0: off). Batches and the curriculum go on where they were.
     restart_after: int = 0
     restart_above: float = 0.0
+    # At a log point whose validation is more than collapse_above bits per sequence above the
+    # best log point's, go back to the best point's parameters, with the plateau rule's rate
+    # (lr_plateau_factor, which must be on) cut at once; the optimiser's moments and the
+    # batches go on. For a run that learns and then falls apart at its rate. None: off.
+    collapse_above: float | None = None
 
 
 # The training fields a resumed run may change (`diffmem train --resume RUN_DIR --set ...`):
@@ -377,6 +382,20 @@ def validate(config: Config) -> Config:
             f"train.restart_above={t.restart_above!r} must be a number of bits per sequence "
             f"above 0 when train.restart_after={t.restart_after} is set: the level a run "
             "still above it is restarted from, e.g. 100"
+        )
+    if t.collapse_above is not None and (
+            not isinstance(t.collapse_above, (int, float)) or isinstance(t.collapse_above, bool)
+            or not math.isfinite(t.collapse_above) or t.collapse_above <= 0):
+        raise ConfigError(
+            f"train.collapse_above={t.collapse_above!r} must be a number of bits per sequence "
+            "above 0, how far validation may rise above its best before the run goes back "
+            "to the best model (e.g. 10), or none for off"
+        )
+    if t.collapse_above is not None and t.lr_plateau_factor is None:
+        raise ConfigError(
+            f"train.collapse_above={t.collapse_above!r} cuts the rate by "
+            "train.lr_plateau_factor when it goes back to the best model, and that is none: "
+            "set it too (e.g. train.lr_plateau_factor=0.5), or set collapse_above to none"
         )
     for section, name in (("train", "early_stop"), ("train", "tensorboard"),
                           ("model", "read_after_write"),

@@ -73,6 +73,9 @@ class LoopState:
     # Fresh starts off a plateau (TrainConfig.restart_after), as in the summary: each at
     # ``sequences`` and update ``step``, from ``val_bits``.
     restarts: list[dict[str, Any]] = field(default_factory=list)
+    # Returns to the best log point after a collapse (TrainConfig.collapse_above), as in the
+    # summary.
+    collapses: list[dict[str, Any]] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)  # update metrics since last log
     rollback: RollbackPoint | None = None
     log_time: float = 0.0  # perf_counter() at the last log point (or the start)
@@ -111,7 +114,7 @@ class LoopState:
             "sequences": self.sequences, "seconds": self.seconds, "streak": self.streak,
             "first_target": _as_dict(self.first_target), "check_streak": self.check_streak,
             "best": self.best, "rollbacks": self.rollbacks, "nonfinite": self.nonfinite,
-            "restarts": self.restarts,
+            "restarts": self.restarts, "collapses": self.collapses,
             "pending": pack_pending(self.pending) if interrupted else None,
             "rollback": {"sequences": point.sequences, "streak": point.streak,
                          "first_target": _as_dict(point.first_target),
@@ -195,14 +198,14 @@ def resume_run(run_dir: Path, config: Config, model: nnx.Module,
     _, params, _ = nnx.split(model, nnx.Param, ...)
     opt_state = checkpoint.restore_tree(path, tx.init(params), tensors, "optimizer")
     c = {"seconds": 0.0, "streak": 0, "first_target": None, "check_streak": 0, "best": None,
-         "rollbacks": 0, "nonfinite": [], "restarts": [], "pending": None, "rollback": None,
-         **header["counters"]}
+         "rollbacks": 0, "nonfinite": [], "restarts": [], "collapses": [], "pending": None,
+         "rollback": None, **header["counters"]}
     state = TrainState(params, opt_state, jnp.asarray(header["step"], jnp.int32),
                        jnp.asarray(c["rollbacks"], jnp.int32))
     loop = LoopState(state, c["sequences"], c["seconds"], c["streak"],
                      _first_target(c["first_target"]), c["check_streak"], c["best"],
                      c["rollbacks"], c["nonfinite"], c["restarts"],
-                     unpack_pending(c["pending"]))
+                     collapses=c["collapses"], pending=unpack_pending(c["pending"]))
     loop.rollback = loop.mark()
     if c["best"] is not None:
         loop.best_params = checkpoint.restore_tree(path, params, tensors, BEST_PREFIX)

@@ -411,6 +411,8 @@ def summary_row(seed: int, s: dict[str, Any] | None) -> dict[str, Any]:
     }
     if "restarts" in s:  # summaries from before restarts existed have no such figure
         row["restarts"] = len(s["restarts"])
+    if "collapses" in s:  # as for restarts
+        row["returns to best"] = len(s["collapses"])
     for g in s["generalisation"]:
         row[f"wrong bits, {g['label']}"] = g["wrong_bit_fraction"]
     # The paper's measure, in results.json and .csv (``bit_columns``) and the grid points' lines.
@@ -444,8 +446,8 @@ def write_results(out: Path, sweep: Sweep, rows: list[dict[str, Any]], seconds: 
 def columns(rows: list[dict[str, Any]], names: Sequence[str] = ()) -> list[str]:
     """The table's columns: the grid's fields, COLUMNS, then wrong bits at each size."""
     wrong = [k for row in rows for k in row if k.startswith("wrong bits")]
-    restarts = ["restarts"] if any("restarts" in row for row in rows) else []
-    return list(dict.fromkeys([*names, *COLUMNS, *restarts, *wrong]))
+    counts = [k for k in ("restarts", "returns to best") if any(k in row for row in rows)]
+    return list(dict.fromkeys([*names, *COLUMNS, *counts, *wrong]))
 
 
 def table(rows: list[dict[str, Any]], names: Sequence[str] = ()) -> str:
@@ -474,6 +476,8 @@ def point_line(rows: list[dict[str, Any]]) -> str:
     text += f"; non-finite events: {sum(r.get('non-finite events') or 0 for r in rows)}"
     if any("restarts" in r for r in rows):
         text += f"; restarts: {sum(r.get('restarts') or 0 for r in rows)}"
+    if any("returns to best" in r for r in rows):
+        text += f"; returns to the best model: {sum(r.get('returns to best') or 0 for r in rows)}"
     if checked:
         text += (f"; {sum(r['check passed'] for r in checked)} of {len(checked)} evaluated "
                  "models passed the generalisation check")

@@ -221,7 +221,8 @@ def compile_step(step: Callable, *args: Any, batch_size: int, members: int = 1) 
 # a non-finite step or a plateau, the validation sets' sizes, and the seed (the data key and the
 # parameters are the update's arguments).
 _NOT_IN_UPDATE = (*RESUMABLE_TRAIN_FIELDS, "seed", "val_size", "eval_count",
-                  "generalisation_val_size", "restart_after", "restart_above")
+                  "generalisation_val_size", "restart_after", "restart_above",
+                  "collapse_above")
 
 
 def update_settings(t: TrainConfig) -> TrainConfig:
@@ -583,6 +584,8 @@ def log_point(loop: LoopState, s: Session, out_of_time: bool) -> str | None:
     # not end on a restart that never trains.
     if on_grid and restart_due(t, loop):
         restart(loop, s)
+    elif on_grid and collapse_due(t, loop, improved):
+        go_back_to_best(loop, s)
     _save(s, loop, "running")
     if improved:  # after the last checkpoint, which holds the best parameters too
         save_best(s.run_dir, s.config, loop, s.rest)
@@ -597,6 +600,46 @@ def restart_due(t: TrainConfig, loop: LoopState) -> bool:
     return (t.restart_after > 0 and loop.first_target is None
             and loop.sequences - loop.started[0] >= t.restart_after
             and not loop.validation["bits"] < t.restart_above)
+
+
+def collapse_due(t: TrainConfig, loop: LoopState, improved: bool) -> bool:
+    """Whether validation at this log point has fallen more than ``collapse_above`` bits per
+    sequence behind the best log point's (or is not finite). A best log point from before
+    the last restart does not count: going back to it would undo the restart."""
+    if t.collapse_above is None or improved or loop.best_params is None:
+        return False
+    best = loop.best["validation"]["bits"]
+    since_start = not loop.restarts or loop.best["sequences"] > loop.started[0]
+    return (since_start and best is not None
+            and not loop.validation["bits"] <= best + t.collapse_above)
+
+
+def go_back_to_best(loop: LoopState, s: Session) -> None:
+    """Put the best log point's parameters in place of the collapsed ones, and cut the plateau
+    rule's rate by its factor (down to lr_min) as a plateau would, with its cooldown. The
+    optimiser's moments, the update count and the batches go on. The streaks of validation
+    points below the target and passing the check start again, as they were the collapsed
+    parameters'."""
+    t = s.config.train
+    bits, best = loop.validation["bits"], loop.best
+    plateau = loop.state.opt_state[-1]  # the chain's last state: reduce_on_plateau's
+    least = min(1.0, t.lr_min / t.lr)
+    scale = jnp.maximum(plateau.scale * t.lr_plateau_factor, least).astype(plateau.scale.dtype)
+    opt_state = (*loop.state.opt_state[:-1], plateau._replace(
+        scale=scale, plateau_count=jnp.zeros_like(plateau.plateau_count),
+        cooldown_count=jnp.asarray(t.lr_plateau_patience, plateau.cooldown_count.dtype)))
+    loop.collapses.append({"sequences": loop.sequences, "step": int(loop.state.step),
+                           "val_bits": bits if math.isfinite(bits) else None,
+                           "to_sequences": best["sequences"],
+                           "to_val_bits": best["validation"]["bits"]})
+    loop.state = loop.state._replace(params=loop.best_params, opt_state=opt_state)
+    loop.streak = loop.check_streak = 0
+    s.reporter.message(
+        f"[yellow]Validation at {bits:.2f} bits per sequence, more than "
+        f"train.collapse_above={t.collapse_above:g} above the best "
+        f"({best['validation']['bits']:.2f} at {best['sequences']:,} sequences): going on "
+        f"from the best model at {float(scale) * t.lr:.3g}, the rate cut by "
+        f"train.lr_plateau_factor={t.lr_plateau_factor:g}.")
 
 
 def restart_key(seed: int, restart: int) -> jax.Array:
@@ -737,6 +780,7 @@ def summarise(loop: LoopState, s: Session, model: nnx.Module, task: Task, status
         "nonfinite_events": loop.nonfinite,
         "rollbacks": loop.rollbacks,
         "restarts": loop.restarts,
+        "collapses": loop.collapses,
         "validation": final,
         "generalisation": evaluate(for_evaluation(model, config), task, list(task.eval_sizes),
                                    count=t.eval_count, eval_step=final_eval_step),
