@@ -315,7 +315,7 @@ def test_config_switches_must_be_booleans_and_parse_from_overrides():
     config = apply_overrides(tiny_dnc(), ["model.deallocation=true", "model.link_sharpness=1"])
     assert (config.model.deallocation, config.model.link_sharpness) == (True, True)
     assert config.model.content_masking is False
-    with pytest.raises(ConfigError, match="'yes' is not a valid bool"):
+    with pytest.raises(ConfigError, match="'yes' is not valid here; expected true or false"):
         apply_overrides(tiny_dnc(), ["model.deallocation=yes"])
 
 

@@ -256,7 +256,7 @@ def test_rollbacks_are_limited(nan_task, tmp_path):
      "smaller than memory_rows / 2 = 64"),
     (["train", "copy", "--set", "model.memory_rows=0"], "model.memory_rows=0 must be a positive"),
     (["train", "copy", "--set", "model.heads=2"], "not FIELD=VALUE with a known field"),
-    (["train", "copy", "--set", "train.lr=fast"], "'fast' is not a valid float"),
+    (["train", "copy", "--set", "train.lr=fast"], "'fast' is not valid here; expected a number"),
     (["train", "copy", "--set", "train.on_nonfinite=ignore"], "unknown on_nonfinite 'ignore'"),
     (["train", "copy", "--set", "train.lr_plateau_factor=2"],
      "train.lr_plateau_factor=2.0 must be a number between 0 and 1"),

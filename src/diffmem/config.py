@@ -459,7 +459,14 @@ def _parse_value(text: str, raw: str, current: Any, field_type: str) -> Any:
         if isinstance(current, float) or current is None:
             return float(raw)
     except ValueError:
-        raise ConfigError(
-            f"--set {text!r}: {raw!r} is not a valid {type(current).__name__}"
-        ) from None
+        if isinstance(current, bool):
+            expected = "true or false"
+        elif isinstance(current, int) or (current is None and "int" in field_type):
+            expected = "an integer"
+        else:
+            expected = "a number"
+        if "None" in field_type:
+            expected += ", or none for off"
+        raise ConfigError(f"--set {text!r}: {raw!r} is not valid here; expected {expected}"
+                          ) from None
     return raw
