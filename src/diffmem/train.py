@@ -71,7 +71,6 @@ def make_optimizer(t: TrainConfig, lr: float | jax.Array | None = None
     ``lr`` (default ``t.lr``) may be a traced array: a population's members each train at
     their own rate inside one compiled update (``diffmem.population``)."""
     lr = t.lr if lr is None else lr
-    least = jnp.minimum if isinstance(lr, jax.Array) else min
     if t.grad_clip_mode == "norm":
         clip = optax.clip_by_global_norm(t.grad_clip)
     else:
@@ -90,8 +89,15 @@ def make_optimizer(t: TrainConfig, lr: float | jax.Array | None = None
     plateau = optax.contrib.reduce_on_plateau(
         factor=t.lr_plateau_factor, patience=t.lr_plateau_patience,
         cooldown=t.lr_plateau_patience, accumulation_size=max(1, t.eval_every // t.batch_size),
-        min_scale=least(1.0, t.lr_min / lr))
+        min_scale=plateau_floor(t, lr))
     return optax.chain(clip, opt, plateau)
+
+
+def plateau_floor(t: TrainConfig, lr: float | jax.Array) -> float | jax.Array:
+    """The least scale of the plateau rule at rate ``lr``: the rate goes no lower than
+    lr_min."""
+    least = jnp.minimum if isinstance(lr, jax.Array) else min
+    return least(1.0, t.lr_min / lr)
 
 
 def _schedule(t: TrainConfig, lr: float | jax.Array | None = None) -> float | optax.Schedule:
@@ -623,8 +629,8 @@ def go_back_to_best(loop: LoopState, s: Session) -> None:
     t = s.config.train
     bits, best = loop.validation["bits"], loop.best
     plateau = loop.state.opt_state[-1]  # the chain's last state: reduce_on_plateau's
-    least = min(1.0, t.lr_min / t.lr)
-    scale = jnp.maximum(plateau.scale * t.lr_plateau_factor, least).astype(plateau.scale.dtype)
+    scale = jnp.maximum(plateau.scale * t.lr_plateau_factor, plateau_floor(t, t.lr)
+                        ).astype(plateau.scale.dtype)
     opt_state = (*loop.state.opt_state[:-1], plateau._replace(
         scale=scale, plateau_count=jnp.zeros_like(plateau.plateau_count),
         cooldown_count=jnp.asarray(t.lr_plateau_patience, plateau.cooldown_count.dtype)))
