@@ -72,7 +72,7 @@ RUNS = {
     ("copy", "ntm-ff"): "reproduce/copy-ntm-ff-default.json",
     ("copy", "lstm"): "reproduce/copy-lstm-default.json",
     ("repeat-copy", "ntm-lstm"): "reproduce/repeat-copy-ntm-lstm-default.json",
-    ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-paper.json",
+    ("repeat-copy", "ntm-ff"): "reproduce/repeat-copy-ntm-ff-default.json",
     ("repeat-copy", "lstm"): "reproduce/repeat-copy-lstm-default.json",
     ("associative-recall", "ntm-lstm"): "reproduce/associative-recall-ntm-lstm-default.json",
     ("associative-recall", "ntm-ff"): "reproduce/associative-recall-ntm-ff-paper.json",
