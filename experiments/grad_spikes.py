@@ -27,6 +27,7 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
+from repeat_failures import repeat_copy_sizes  # experiments/, beside this script
 
 import diffmem
 from diffmem import losses, tasks
@@ -53,7 +54,7 @@ def batch_gradients(run_dir: str, start: int, stop: int, checkpoint: str = "best
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         per_sequence = losses.sequence_cross_entropy(logits, batch.targets, batch.mask)
-        return loss, optax.tree.norm(grads), per_sequence, batch.inputs
+        return loss, optax.tree.norm(grads), per_sequence / losses.LN2, batch.inputs
 
     rows = []
     for step in range(start // t.batch_size, stop // t.batch_size):
@@ -61,18 +62,12 @@ def batch_gradients(run_dir: str, start: int, stop: int, checkpoint: str = "best
         worst = int(np.argmax(per_sequence))
         row = {"step": step, "sequences": (step + 1) * t.batch_size, "loss": float(loss),
                "grad_norm": float(norm),
-               "worst_sequence_bits": round(float(per_sequence[worst]) / np.log(2), 2)}
+               "worst_sequence_bits": round(float(per_sequence[worst]), 2)}
         if config.task == "repeat-copy":
-            row.update(worst_sequence_size(task, np.asarray(inputs[worst])))
+            length, repeats = repeat_copy_sizes(task, np.asarray(inputs[worst:worst + 1]))
+            row.update(L=int(length[0]), R=int(repeats[0]))
         rows.append(row)
     return rows
-
-
-def worst_sequence_size(task, inputs: np.ndarray) -> dict[str, int]:
-    """L and R of a repeat-copy sequence, read from its inputs (T, 10)."""
-    length = int(inputs[:, 8].argmax())  # the delimiter's step is L
-    count = float(inputs[length + 1, 9])  # the count step follows it
-    return {"L": length, "R": int(round(count * task.count_std + task.count_mean))}
 
 
 def main() -> None:

@@ -23,9 +23,16 @@ import jax
 import numpy as np
 
 import diffmem
-from diffmem import tasks
+from diffmem import losses, tasks
 
 BATCH = 256
+
+
+def repeat_copy_sizes(task, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L and R of each repeat-copy sequence, read from its inputs (B, T, 10)."""
+    length = inputs[:, :, 8].argmax(axis=1)  # the delimiter's step is L
+    count = inputs[np.arange(len(inputs)), length + 1, 9]  # the count step follows it
+    return length, np.rint(count * task.count_std + task.count_mean).astype(int)
 
 
 def failures(run_dir: str, batches: int) -> dict:
@@ -33,18 +40,17 @@ def failures(run_dir: str, batches: int) -> dict:
     if config.task != "repeat-copy":
         raise SystemExit(f"{run_dir}: a {config.task} run; this measures repeat copy")
     task = tasks.get("repeat-copy")
-    forward = jax.jit(lambda x: model(x)[0])
+    @jax.jit
+    def score(batch):
+        logits, _ = model(batch.inputs)
+        return (losses.sequence_cross_entropy(logits, batch.targets, batch.mask) / losses.LN2,
+                losses.sequence_bit_errors(logits, batch.targets, batch.mask))
+
     cells: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     for i in range(batches):
         batch = task.sample(jax.random.key(1000 + i), BATCH)
-        x, mask = np.asarray(batch.inputs), np.asarray(batch.mask)[..., None]
-        y, logits = np.asarray(batch.targets), np.asarray(forward(batch.inputs))
-        nats = (np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))) * mask
-        bits = nats.sum(axis=(1, 2)) / np.log(2)
-        wrong = (((logits > 0) != (y > 0.5)) * mask).sum(axis=(1, 2))
-        length = x[:, :, 8].argmax(axis=1)  # the delimiter's step is L
-        count = x[np.arange(BATCH), length + 1, 9]  # the count step follows it
-        repeats = np.rint(count * task.count_std + task.count_mean).astype(int)
+        bits, wrong = (np.asarray(a) for a in score(batch))
+        length, repeats = repeat_copy_sizes(task, np.asarray(batch.inputs))
         for L, R, b, w in zip(length, repeats, bits, wrong):
             cell = cells[(int(L), int(R))]
             cell[0] += 1
