@@ -15,7 +15,7 @@ paper's figures), ``report`` (an HTML page per run), ``demo`` (the pretrained mo
 the package), ``console`` and ``cli`` (the command line).
 """
 
-__version__ = "0.19.0"
+__version__ = "0.19.1"
 
 from diffmem.demo import load_pretrained  # noqa: E402
 from diffmem.dnc import DNC, DNCCell, DNCState, DNCTrace  # noqa: E402
