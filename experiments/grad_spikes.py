@@ -31,7 +31,7 @@ from repeat_failures import repeat_copy_sizes  # experiments/, beside this scrip
 
 import diffmem
 from diffmem import losses, tasks
-from diffmem.train import data_key
+from diffmem.train import batch_key, data_key
 
 
 def batch_gradients(run_dir: str, start: int, stop: int, checkpoint: str = "best") -> list[dict]:
@@ -46,7 +46,7 @@ def batch_gradients(run_dir: str, start: int, stop: int, checkpoint: str = "best
 
     @jax.jit
     def grad_of(params, step):
-        batch = task.sample(jax.random.fold_in(key0, step), t.batch_size)
+        batch = task.sample(batch_key(key0, step), t.batch_size)
 
         def loss_fn(p):
             logits, _ = nnx.merge(graphdef, p, rest)(batch.inputs)

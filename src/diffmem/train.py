@@ -157,10 +157,7 @@ def make_update(graphdef, rest, task: Task, batch_size: int, curriculum: int = 0
         return losses.loss(logits, batch.targets, batch.mask), logits
 
     def update(state: TrainState, data_key: jax.Array, tx: optax.GradientTransformation):
-        key = jax.random.fold_in(data_key, state.step)
-        # Stream 0 keeps the batches of runs without rollbacks as they always were.
-        key = jax.lax.cond(state.stream > 0, lambda k: jax.random.fold_in(k, state.stream),
-                           lambda k: k, key)
+        key = batch_key(data_key, state.step, state.stream)
         if curriculum:
             seen = (state.step + 1) * batch_size  # including this batch
             sizes_now = dict(sizes, difficulty=jnp.minimum(1.0, seen / curriculum))
@@ -509,6 +506,13 @@ def train_and_evaluate(
 def data_key(seed: int) -> jax.Array:
     """The key every training batch is drawn from (with the step and the batch stream)."""
     return jax.random.fold_in(jax.random.key(seed), 1)
+
+
+def batch_key(data_key: jax.Array, step: int | jax.Array, stream: int | jax.Array = 0) -> jax.Array:
+    """The key of training batch ``step`` in batch stream ``stream``, from ``data_key``."""
+    key = jax.random.fold_in(data_key, step)
+    # Stream 0 keeps the batches of runs without rollbacks as they always were.
+    return jax.lax.cond(stream > 0, lambda k: jax.random.fold_in(k, stream), lambda k: k, key)
 
 
 def train_loop(loop: LoopState, s: Session, train_step: Callable) -> str:
