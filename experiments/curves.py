@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from diffmem.train import machine_description
+from diffmem.training.summary import machine_description
 
 
 def _flat(config: dict) -> dict:
@@ -42,14 +42,14 @@ def run_record(run_dir: Path) -> dict:
     return record
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dirs", nargs="+", type=Path)
     p.add_argument("--command", required=True, help="the command that trained the runs")
     p.add_argument("--note", default="", help="what the runs test")
     p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     runs = [run_record(c.parent) for d in args.dirs for c in sorted(d.rglob("config.json"))
             if (c.parent / "metrics.jsonl").is_file()]
     if not runs:

@@ -29,7 +29,7 @@ from flax import nnx
 
 from diffmem import checkpoint
 from diffmem.demo import MAX_BYTES, export_path
-from diffmem.models import load
+from diffmem.trained import load
 
 
 def export(record_path: Path) -> Path:
@@ -68,11 +68,11 @@ def export(record_path: Path) -> Path:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("records", nargs="+", type=Path)
-    for path in p.parse_args().records:
+    for path in p.parse_args(argv).records:
         export(path)
     return 0
 

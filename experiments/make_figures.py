@@ -1,6 +1,7 @@
 """Draw the figures of docs/ from the shipped pretrained models and the reproduction records.
 
-    python experiments/make_figures.py            # writes docs/figures/*.png
+    python experiments/make_figures.py                  # writes docs/figures/*.png
+    python experiments/make_figures.py --tasks copy     # one task's figures only
 
 Memory-use and generalisation figures run the pretrained models in src/diffmem/weights/ (the
 same as `diffmem demo TASK --seed 0` and `diffmem plot`); learning curves come from the
@@ -9,14 +10,18 @@ validation points stored in results/reproduce/*.json. Nothing is trained.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 from diffmem import demo, plots, tasks
 
-OUT = Path("docs/figures")
-RECORDS = Path("results/reproduce")
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "figures"
+RECORDS = ROOT / "results" / "reproduce"
+# The NTMs whose memory use and generalisation are drawn (each task's default shipped model).
+NTM_TASKS = ("copy", "repeat-copy", "associative-recall")
 # Learning curves: (task, [(record, legend label)]).
 CURVES = [
     ("copy", [("copy-ntm-lstm-default", "NTM, LSTM controller"),
@@ -29,33 +34,43 @@ CURVES = [
 ]
 
 
-def save(fig, name: str) -> None:
-    path = plots.save(fig, OUT / name, dpi=80)
+def save(fig, out: Path, name: str) -> None:
+    path = plots.save(fig, out / name, dpi=80)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for task_name in ("copy", "repeat-copy", "associative-recall"):
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=OUT, help="folder for the figures")
+    p.add_argument("--tasks", help="comma-separated tasks to draw (default: every figure)")
+    args = p.parse_args(argv)
+    wanted = set(args.tasks.split(",")) if args.tasks else None
+    keep = lambda task_name: wanted is None or task_name in wanted  # noqa: E731
+    args.out.mkdir(parents=True, exist_ok=True)
+    for task_name in filter(keep, NTM_TASKS):
         model, _, info = demo.load_pretrained(task_name)
         task = tasks.get(task_name)
-        save(plots.memory_figure(model, task, task.example_size, seed=0),
+        save(plots.memory_figure(model, task, task.example_size, seed=0), args.out,
              f"{task_name}-memory.png")
-        # The errors against size are those of the model's reproduction record.
-        rows = json.loads(Path(info["record"]).read_text())["summary"]["generalisation"]
+        # The errors against size are those of the model's reproduction record (its path is
+        # relative to the repository).
+        record = ROOT / info["record"]
+        rows = json.loads(record.read_text())["summary"]["generalisation"]
         save(plots.generalisation_figure(model, task, [r["size"] for r in rows], rows, seed=0),
-             f"{task_name}-generalisation.png")
+             args.out, f"{task_name}-generalisation.png")
     for task_name, kind in demo.available():  # the shipped DNCs: their memory use
-        if kind == "dnc":
+        if kind == "dnc" and keep(task_name):
             model, _, _ = demo.load_pretrained(task_name, model=kind)
             task = tasks.get(task_name)
-            save(plots.memory_figure(model, task, task.example_size, seed=0),
+            save(plots.memory_figure(model, task, task.example_size, seed=0), args.out,
                  f"{task_name}-dnc-memory.png")
     for task_name, runs in CURVES:
-        curves = {label: json.loads((RECORDS / f"{record}.json").read_text())["curve"]
-                  for record, label in runs}
-        save(plots.learning_curves(curves, title=f"{task_name}: learning curves (CPU runs)"),
-             f"{task_name}-curves.png")
+        if keep(task_name):
+            curves = {label: json.loads((RECORDS / f"{record}.json").read_text())["curve"]
+                      for record, label in runs}
+            save(plots.learning_curves(curves, title=f"{task_name}: learning curves (CPU runs)"),
+                 args.out, f"{task_name}-curves.png")
     return 0
 
 

@@ -27,10 +27,12 @@ from pathlib import Path
 from rich.console import Console
 
 from diffmem import rundir
-from diffmem.config import apply_overrides, resolve
+from diffmem.config import resolve
 from diffmem.console import ConsoleReporter
 from diffmem.models import names as model_names
-from diffmem.train import machine_description, train_and_evaluate
+from diffmem.overrides import apply_sets
+from diffmem.training import train_and_evaluate
+from diffmem.training.summary import machine_description
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sequences:
             budget["sequences"] = args.sequences
         config = resolve(args.task, model, args.preset).replace(train=budget)
-        config = apply_overrides(config, args.set)
+        config = apply_sets(config, args.set)
         name = f"{args.task}-{model}-{args.preset}" + (f"-{args.tag}" if args.tag else "")
         out = Path(args.out) / f"{name}.json"
         started, command = time.strftime("%Y-%m-%dT%H:%M:%S%z"), this_command

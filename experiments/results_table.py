@@ -9,7 +9,7 @@ docs/results.md), the parameter counts of the paper's architectures here beside 
 pair of MARKERS, in whichever of README.md and docs/*.md holds them; --write rewrites them all.
 
 The results table reads the JSON records written by experiments/reproduce.py (results/reproduce/,
-from the CPU and from experiments/gpu_run.sh on a GPU; each record names its machine). RUNS
+on the CPU and on a GPU; each record names its machine). RUNS
 below says which record fills each cell; a cell with no record says "not run". The seed tables
 are `diffmem.sweep.table` of the records in SEED_STUDIES.
 tests/test_readme.py checks that every generated table, wherever it lives, is this script's

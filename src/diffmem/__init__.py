@@ -9,19 +9,57 @@ Differentiable Neural Computer) in JAX.
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
 NTM), ``dnc_addressing`` (the DNC's allocation, links and read modes), ``dnc`` (DNCCell, DNC),
 ``lstm`` (the paper's LSTM baseline), ``models`` (the registry of model kinds),
-``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``, ``train``
-and ``resume`` (the training loop), ``rundir`` (a run directory's files), ``plots`` (the
-paper's figures), ``report`` (an HTML page per run), ``demo`` (the pretrained models shipped in
-the package), ``console`` and ``cli`` (the command line).
+``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``,
+``training`` (the training loop), ``machine`` (XLA's settings for this machine), ``rundir`` (a
+run directory's files), ``plots`` (the paper's figures), ``report`` (an HTML page per run),
+``demo`` (the pretrained models shipped in the package), ``console``, ``cli`` and
+``overrides`` (the command line).
 """
 
-__version__ = "0.19.1"
+from __future__ import annotations
 
-from diffmem.demo import load_pretrained  # noqa: E402
-from diffmem.dnc import DNC, DNCCell, DNCState, DNCTrace  # noqa: E402
-from diffmem.lstm import LSTM  # noqa: E402
-from diffmem.models import build_model, load  # noqa: E402
-from diffmem.ntm import NTM, NTMCell, NTMState, Trace  # noqa: E402
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.20.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
+
+# The public names and the modules that define them. They are imported on first use (PEP 562),
+# so that `import diffmem.cli`, and with it `diffmem --version`, does not start JAX.
+_EXPORTS = {
+    "DNC": "diffmem.dnc", "DNCCell": "diffmem.dnc", "DNCState": "diffmem.dnc",
+    "DNCTrace": "diffmem.dnc", "LSTM": "diffmem.lstm", "NTM": "diffmem.ntm",
+    "NTMCell": "diffmem.ntm", "NTMState": "diffmem.ntm", "Trace": "diffmem.ntm",
+    "build_model": "diffmem.models", "load": "diffmem.trained",
+    "train_and_evaluate": "diffmem.training", "train_population": "diffmem.training",
+    "load_pretrained": "diffmem.demo",
+}
 
 __all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "NTM", "NTMCell", "NTMState",
-           "Trace", "build_model", "load", "load_pretrained", "__version__"]
+           "Trace", "build_model", "load", "load_pretrained", "train_and_evaluate",
+           "train_population", "__version__"]
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from diffmem.demo import load_pretrained
+    from diffmem.dnc import DNC, DNCCell, DNCState, DNCTrace
+    from diffmem.lstm import LSTM
+    from diffmem.models import build_model
+    from diffmem.ntm import NTM, NTMCell, NTMState, Trace
+    from diffmem.trained import load
+    from diffmem.training import train_and_evaluate, train_population
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, or a submodule (``diffmem.tasks``), imported on first use."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"diffmem.{name}") is not None:
+        value = importlib.import_module(f"diffmem.{name}")
+    else:
+        raise AttributeError(f"module 'diffmem' has no attribute {name!r}")
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -14,18 +14,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from diffmem import population, tasks
+from diffmem import tasks
 from diffmem.config import Config, resolve
+from diffmem.machine import compiler_options
 from diffmem.models import build_model, count_parameters
-from diffmem.train import (
-    TrainState,
-    compile_step,
-    compiler_options,
-    data_key,
-    machine_description,
-    make_optimizer,
-    make_train_step,
-)
+from diffmem.training import population
+from diffmem.training.optim import make_optimizer
+from diffmem.training.state import TrainState
+from diffmem.training.step import compile_step, data_key, make_train_step
+from diffmem.training.summary import machine_description
 
 
 def benchmark(
@@ -38,8 +35,8 @@ def benchmark(
     Each measurement runs whole steps for at least ``seconds`` after one untimed warm-up step.
     ``config`` chooses the model and its optimiser (default: ``resolve("copy", "ntm-lstm")``).
     With ``populations``, each row trains that many members of seeds 0, 1, ... in one compiled
-    update (``diffmem.population``), and its speed counts the sequences of all members; without,
-    one model by the single-run update.
+    update (``diffmem.training.population``), and its speed counts the sequences of all
+    members; without, one model by the single-run update.
     """
     config = config or resolve("copy", "ntm-lstm")
     task = tasks.get(config.task)

@@ -9,10 +9,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from diffmem.console import bench_table, console, demo_table, error, eval_table, warn
+from diffmem import __version__
+from diffmem.machine import one_thread_per_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,26 +27,57 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad values, damaged checkpoints, unusable paths
         if os.environ.get("DIFFMEM_DEBUG"):
             raise
+        from diffmem.console import error
+
         error(str(err))
         return 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    from diffmem import __version__, models, tasks
-    from diffmem.config import OPTIMIZERS, preset_names
-    from diffmem.ntm import MEMORY_INITS
-    from diffmem.presets import DEFAULT_MODELS
+class _Command(argparse.ArgumentParser):
+    """A command's parser that adds its options (``options(parser)``) when it first parses.
+    Their help lists the registered tasks, models and presets, and the registries import JAX,
+    so `diffmem --help` and `diffmem --version` build no command's options; `diffmem train
+    --help` builds train's, from the registries themselves."""
 
+    def __init__(self, *args: Any,
+                 options: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._options = options
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._options is not None:
+            options, self._options = self._options, None
+            options(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="diffmem",
         description="Neural Turing Machines in JAX: train, evaluate, plot, report, demo, benchmark."
     )
     parser.add_argument("--version", action="version", version=f"diffmem {__version__}")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Command)
+    for add in (_add_train, _add_sweep, _add_config, _add_eval, _add_plot, _add_report,
+                _add_demo, _add_bench):
+        add(sub)
+    return parser
 
-    p = sub.add_parser("train", help="train a model on a task",
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a task", options=_train_options,
                        description="Train a model on a task; `diffmem config TASK` shows the "
                        "settings it will use (diffmem.presets).")
+    p.set_defaults(func=_train)
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    from diffmem import models, tasks
+    from diffmem.config import OPTIMIZERS, preset_names
+    from diffmem.ntm import MEMORY_INITS
+    from diffmem.presets import DEFAULT_MODELS
+
     p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
     chosen = set(DEFAULT_MODELS.values())
     defaults = (chosen.pop() if len(chosen) == 1 else
@@ -72,14 +105,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR (only budgets and the fields listed in "
                    "diffmem.config.RESUMABLE_TRAIN_FIELDS may change)")
-    p.set_defaults(func=_train)
 
+
+def _add_sweep(sub) -> None:
     p = sub.add_parser(
         "sweep", help="train a grid of settings, each a population of seeds, and tabulate them",
+        options=_sweep_options,
         description="Train the cross product of the --grid values, each grid point as a "
         "population of the --seeds, on this machine (--engine local) or on Ray Tune (--engine "
         "ray); write DIR/results.md, .csv and .json with a row per run. The same command "
         "again goes on with an interrupted sweep.")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep_options(p: argparse.ArgumentParser) -> None:
+    from diffmem import tasks
+    from diffmem.config import preset_names
+
     p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
     p.add_argument("--model", help="default: the task's default model")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
@@ -100,21 +142,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="ray engine (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="ray engine: e.g. 0.25 to let four trials share a GPU (default 0)")
-    p.set_defaults(func=_sweep)
 
+
+def _add_config(sub) -> None:
     p = sub.add_parser("config", help="print the configuration a train command would use",
+                       options=_config_options,
                        description="Print, as JSON, the resolved configuration of a task, model "
                        "and preset (diffmem.presets) with --set applied, why the preset sets "
                        "what it does, and the parameter count beside the paper's; trains "
                        "nothing.")
+    p.set_defaults(func=_config)
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    from diffmem import models, tasks
+    from diffmem.config import preset_names
+
     p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
     p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: the task's, "
                    "as for train)")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
-    p.set_defaults(func=_config)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run, also beyond its training lengths")
     p.add_argument("run_dir")
     p.add_argument("--sizes", "--lengths", dest="sizes",
@@ -125,14 +177,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_eval)
 
-    size_help = ("copy length (40), repeat-copy LENGTHxREPEATS (12x10), associative-recall "
-                 "items (10); default: the task's example size, beyond its training range")
+
+# The --size option of plot, report and demo.
+_SIZE_HELP = ("copy length (40), repeat-copy LENGTHxREPEATS (12x10), associative-recall "
+              "items (10); default: the task's example size, beyond its training range")
+
+
+def _add_plot(sub) -> None:
     p = sub.add_parser("plot", help="draw a run's figures (PNG): memory use, learning curves, "
                        "generalisation")
     p.add_argument("run_dir")
     p.add_argument("--figure", default="all", help="memory, curves, generalisation or all "
                    "(default all)")
-    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {size_help}")
+    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {_SIZE_HELP}")
     p.add_argument("--sizes", help="generalisation figure: comma-separated sizes (as for eval)")
     p.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",
                    help="learning curves: other runs to overlay, e.g. NTM-FF and LSTM runs")
@@ -140,24 +197,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="where to write the PNG files (default RUN_DIR/figures)")
     p.set_defaults(func=_plot)
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="write one self-contained HTML page about a run")
     p.add_argument("run_dir")
     p.add_argument("--out", help="the HTML file to write (default RUN_DIR/report.html)")
-    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {size_help}")
+    p.add_argument("--size", "--length", dest="size", help=f"memory figure: {_SIZE_HELP}")
     p.add_argument("--seed", type=int, default=0, help="seed of the example sequences")
     p.set_defaults(func=_report)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run a pretrained model shipped with diffmem (no training)")
     p.add_argument("task", help="a task with a pretrained model (see the error for the list)")
     p.add_argument("--model", help="the model kind to run, where the task ships several "
                    "(default: the task's default one)")
-    p.add_argument("--size", "--length", dest="size", help=size_help)
+    p.add_argument("--size", "--length", dest="size", help=_SIZE_HELP)
     p.add_argument("--seed", type=int, help="seed of the sequence (default: a fresh one)")
     p.add_argument("--out", help="memory figure to write (default demo-TASK.png, or "
                    "demo-TASK-MODEL.png with --model)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("bench", help="measure training throughput (sequences per second)")
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measure training throughput (sequences per second)",
+                       options=_bench_options)
+    p.set_defaults(func=_bench)
+
+
+def _bench_options(p: argparse.ArgumentParser) -> None:
+    from diffmem import models
+
     p.add_argument("--model", default="ntm-lstm",
                    help=f"one of: {', '.join(models.names())} (default: ntm-lstm), with its "
                    "copy settings")
@@ -169,20 +239,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any configuration field, e.g. --set model.memory_rows=128 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_bench)
-    return parser
-
-
-def one_thread_per_process() -> None:
-    """Run XLA's CPU operations on one thread, unless XLA_FLAGS already say how many: the
-    setting of every population (and of every trial of a sweep). Their updates are many small
-    operations, which two threads slow down more than they share (docs/populations.md). Takes
-    effect only before JAX starts its backend, so the commands call it first."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" in flags or "xla_cpu_multi_thread_eigen" in flags:
-        return
-    os.environ["XLA_FLAGS"] = " ".join(
-        [flags, "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"]).strip()
 
 
 def _int_list(text: str, what: str) -> list[int]:
@@ -238,10 +294,11 @@ def split_rates(assignments: list[str]) -> tuple[list[str], list[float] | None]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from diffmem import checkpoint, population
-    from diffmem.config import Config, apply_overrides, resolve
+    from diffmem import checkpoint
+    from diffmem.config import Config, resolve
     from diffmem.console import ConsoleReporter, PopulationConsoleReporter
-    from diffmem.train import train_and_evaluate
+    from diffmem.overrides import apply_sets
+    from diffmem.training import population, train_and_evaluate
 
     changes = {field: getattr(args, name) for name, field in _TRAIN_FLAGS.items()
                if getattr(args, name) is not None}
@@ -256,7 +313,7 @@ def _train(args: argparse.Namespace) -> int:
         _check_resumable(args, changes)
         if rates or args.seeds:
             raise ValueError("--seeds and several rates cannot change a resumed population")
-        configs = [apply_overrides(c.replace(train={f.split(".")[1]: v for f, v in
+        configs = [apply_sets(c.replace(train={f.split(".")[1]: v for f, v in
                                                     changes.items()}), sets)
                    for c in population.population_configs(args.resume)]
         population.train_population(configs, args.resume, resume=True,
@@ -279,7 +336,7 @@ def _train(args: argparse.Namespace) -> int:
         config = resolve(args.task, args.model, args.preset)
     model = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("model.")}
     train = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("train.")}
-    config = apply_overrides(config.replace(model=model, train=train), sets)
+    config = apply_sets(config.replace(model=model, train=train), sets)
     if not args.resume:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
@@ -295,6 +352,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from diffmem import sweep
+    from diffmem.console import console
 
     grid = sweep.parse_grid(args.grid)
     points = math.prod(len(values) for _, values in grid)
@@ -324,9 +382,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from diffmem.config import apply_overrides, describe, resolve
+    from diffmem.config import describe, resolve
+    from diffmem.overrides import apply_sets
 
-    config = apply_overrides(resolve(args.task, args.model, args.preset), args.set)
+    config = apply_sets(resolve(args.task, args.model, args.preset), args.set)
     print(json.dumps(describe(config), indent=2))
     return 0
 
@@ -355,7 +414,8 @@ def _check_resumable(args: argparse.Namespace, changes: dict[str, Any]) -> None:
 def _eval(args: argparse.Namespace) -> int:
     import diffmem
     from diffmem import tasks
-    from diffmem.train import evaluate
+    from diffmem.console import console, eval_table
+    from diffmem.training import evaluate
 
     if args.count < 1:
         raise ValueError(f"--count {args.count} must be a positive integer")
@@ -377,6 +437,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _warn_capacity(config, sizes=None) -> None:
     from diffmem.config import capacity_warnings
+    from diffmem.console import warn
 
     for text in capacity_warnings(config, sizes):
         warn(text)
@@ -402,6 +463,7 @@ def _seed(value: int) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from diffmem import models, plots, rundir
+    from diffmem.console import console
 
     names = plots.FIGURES if args.figure == "all" else (args.figure,)
     if args.figure != "all" and args.figure not in plots.FIGURES:
@@ -430,6 +492,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from diffmem.console import console
     from diffmem.report import write_report
 
     config, task = _run_config(args.run_dir)
@@ -443,6 +506,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from diffmem import demo, plots, tasks
+    from diffmem.console import console, demo_table
 
     path = demo.pretrained_path(args.task, args.model)  # a clear error before any work
     task = tasks.get(args.task)
@@ -484,7 +548,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from diffmem import models
     from diffmem.bench import benchmark
-    from diffmem.config import apply_overrides, resolve
+    from diffmem.config import resolve
+    from diffmem.console import bench_table, console
+    from diffmem.overrides import apply_sets
 
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
@@ -492,7 +558,7 @@ def _bench(args: argparse.Namespace) -> int:
     populations = _int_list(args.population, "--population") if args.population else [None]
     if args.population:  # every row as populations train, a population of 1 too
         one_thread_per_process()
-    config = apply_overrides(resolve("copy", args.model), args.set)
+    config = apply_sets(resolve("copy", args.model), args.set)
     if not args.json:
         changed = f", {', '.join(args.set)}" if args.set else ""
         console.print(f"[bold]diffmem bench[/bold]: model {args.model} "

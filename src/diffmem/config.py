@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from flax import nnx
 
 from diffmem import models, presets, tasks
-from diffmem.ntm import MEMORY_INITS
 
 OPTIMIZERS = ("adam", "rmsprop")
 # The ModelConfig switches of the DNC's refinements (Csordas & Schmidhuber 2019).
 DNC_SWITCHES = ("content_masking", "deallocation", "link_sharpness")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
-NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (gate_bias, tape_bias, ...)
+NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (tape_bias, ...)
+# Fields of some kinds of model only, and those kinds: on another kind a value other than the
+# default would be ignored, so it is refused.
+ONLY_FOR = {"memory_init": NTM_KINDS, "tape_bias": NTM_KINDS, "tape_read_heads": NTM_KINDS,
+            "read_after_write": NTM_KINDS, **{switch: ("dnc",) for switch in DNC_SWITCHES}}
+# Fields removed because no preset used them and no user feature needed them, with the value
+# they had to have: runs and checkpoints written before still load. They were last in commit
+# 05b86b3 (diffmem 0.19.1).
+RETIRED = {"model": {"gate_bias": 0.0}, "train": {"lr_warmup": 0, "curriculum": 0}}
 
 
 class ConfigError(ValueError):
@@ -42,12 +51,9 @@ class ModelConfig:
     memory_rows: int = 128  # N; 128 in every experiment of the paper
     memory_width: int = 20  # M; 20 in every experiment of the paper
     shift_radius: int = 1  # K; the paper allows shifts of -1, 0, +1
-    # Collier & Beel's: never slower on copy (results/memory-init/), no extra parameters
+    # Collier & Beel's: never slower on copy (docs/defaults.md), no extra parameters
     memory_init: str = "constant"
     clip: float = 20.0  # controller outputs clipped to +-20 before the heads (Collier & Beel)
-    # Initial bias of the NTM heads' interpolation-gate logits: below 0, heads start by
-    # moving from their previous weighting by shifts (diffmem.ntm.NTMCell).
-    gate_bias: float = 0.0
     # NTM write heads that start as a tape: each write head's interpolation-gate logit starts
     # at -tape_bias and its +1 shift logit at +tape_bias, so from its focused start on row 0
     # it moves one row a step (0: off; diffmem.ntm.NTMCell).
@@ -79,7 +85,7 @@ class ModelConfig:
 class TrainConfig:
     """How to train. Defaults: the fastest setting we measured on a 2-core CPU (README)."""
 
-    batch_size: int = 32  # the paper uses 1; 16-64 train ~1.8x the sequences/s (results/bench/)
+    batch_size: int = 32  # the paper uses 1; 16-64 train ~1.8x the sequences/s (docs/throughput.md)
     sequences: int = 500_000  # budget in sequences; the run stops at this or ``minutes``
     minutes: float | None = 10.0  # budget: total minutes for the run, compilation included
     optimizer: str = "adam"  # adam or rmsprop (Graves 2013 form: centred, momentum 0.9)
@@ -88,12 +94,6 @@ class TrainConfig:
     # last stretch to the target, which needs a high rate.
     lr_half_life: int | None = None
     lr_min: float = 1e-4
-    # Sequences over which the rate rises linearly from 0 to lr at the start (0: off).
-    lr_warmup: int = 0
-    # Sequences over which the upper limits of the task's training range (copy's length,
-    # repeat copy's length and repeats, associative recall's items) rise linearly from their
-    # lower limits to the task's (0: off, the whole range from the start).
-    curriculum: int = 0
     # Multiply the rate by this (down to lr_min) whenever the mean training loss of an
     # eval_every stretch has not improved on the best for lr_plateau_patience stretches
     # (optax.contrib.reduce_on_plateau); None: off.
@@ -154,8 +154,8 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> Config:
         data = dict(data)
         _reject_unknown(cls, data, "config")
-        model = data.pop("model", {})
-        train = data.pop("train", {})
+        model = _drop_retired(dict(data.pop("model", {})), "model")
+        train = _drop_retired(dict(data.pop("train", {})), "train")
         _reject_unknown(ModelConfig, model, "model")
         _reject_unknown(TrainConfig, train, "train")
         return cls(model=ModelConfig(**model), train=TrainConfig(**train), **data)
@@ -168,6 +168,17 @@ class Config:
             train=dataclasses.replace(self.train, **(train or {})),
             **top,
         )
+
+
+def _drop_retired(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` without RETIRED fields, which must hold the only value they could have."""
+    for name, value in RETIRED[where].items():
+        if name in data and data.pop(name) != value:
+            raise ConfigError(
+                f"{where}.{name} was removed from diffmem 0.20 (no preset used it); this run "
+                f"set it to something other than {value!r}: train or evaluate it with diffmem "
+                "0.19 (commit 05b86b3)")
+    return data
 
 
 def _reject_unknown(cls: type, data: dict[str, Any], where: str) -> None:
@@ -269,143 +280,103 @@ def capacity_warnings(config: Config, sizes: list[dict[str, Any]] | None = None)
 
 
 def validate(config: Config) -> Config:
-    """Check every field before any work starts; raise ConfigError naming the first bad one."""
-    m, t = config.model, config.train
+    """Check every field before any work starts; raise ConfigError naming the first bad one.
+
+    The model's own arguments (sizes, shifts, tapes, the initial memory) are checked by its
+    constructor, run here on shapes alone; this function checks the rest."""
     if config.task not in tasks.names():
         raise ConfigError(
-            f"unknown task {config.task!r}; the tasks are: {', '.join(tasks.names())}"
-        )
-    _check_model(m.kind)
-    if t.optimizer not in OPTIMIZERS:
-        raise ConfigError(
-            f"unknown optimizer {t.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"
-        )
-    if t.grad_clip_mode not in CLIP_MODES:
-        raise ConfigError(
-            f"unknown grad_clip_mode {t.grad_clip_mode!r}; choose one of: {', '.join(CLIP_MODES)}"
-        )
-    if t.on_nonfinite not in NONFINITE_ACTIONS:
-        raise ConfigError(
-            f"unknown on_nonfinite {t.on_nonfinite!r}; choose one of: "
-            f"{', '.join(NONFINITE_ACTIONS)}"
-        )
-    if m.memory_init not in MEMORY_INITS:
-        raise ConfigError(
-            f"unknown memory_init {m.memory_init!r}; choose one of: {', '.join(MEMORY_INITS)}"
-        )
-    for name in ("controller_size", "controller_layers", "read_heads", "write_heads",
-                 "memory_rows", "memory_width"):
-        _positive_int(f"model.{name}", getattr(m, name))
-    for name in ("batch_size", "sequences", "eval_every", "val_size", "eval_count", "patience"):
+            f"unknown task {config.task!r}; the tasks are: {', '.join(tasks.names())}")
+    _check_model(config.model.kind)
+    for section in ("model", "train"):
+        _check_types(section, getattr(config, section))
+    _check_train(config.train)
+    _check_model_fields(config.model)
+    try:
+        nnx.eval_shape(lambda: models.build_model(config))
+    except ValueError as err:  # "NAME=VALUE ..." names the argument, which is model.NAME
+        text = str(err)
+        raise ConfigError(f"model.{text}" if re.match(r"\w+=", text) else text) from None
+    return config
+
+
+def _check_types(section: str, values: Any) -> None:
+    """Every field of ``values`` (a ModelConfig or TrainConfig) is of its declared type."""
+    for name, declared in typing.get_type_hints(type(values)).items():
+        value = getattr(values, name)
+        options = typing.get_args(declared) or (declared,)
+        if value is None and type(None) in options:
+            continue
+        kind = next(t for t in options if t is not type(None))
+        ok = (isinstance(value, bool) if kind is bool else
+              isinstance(value, kind) and not isinstance(value, bool) if kind is int else
+              isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+              else isinstance(value, kind))
+        if not ok:
+            what = {bool: "true or false", int: "an integer", float: "a number"}.get(
+                kind, f"a {kind.__name__}")
+            none = ", or none" if type(None) in options else ""
+            raise ConfigError(f"{section}.{name}={value!r} must be {what}{none}")
+
+
+def _check_train(t: TrainConfig) -> None:
+    for name, choices in (("optimizer", OPTIMIZERS), ("grad_clip_mode", CLIP_MODES),
+                          ("on_nonfinite", NONFINITE_ACTIONS)):
+        if getattr(t, name) not in choices:
+            raise ConfigError(f"unknown {name} {getattr(t, name)!r}; choose one of: "
+                              f"{', '.join(choices)}")
+    for name in ("batch_size", "sequences", "eval_every", "val_size", "eval_count", "patience",
+                 "lr_plateau_patience", "lr_half_life"):
         _positive_int(f"train.{name}", getattr(t, name))
-    for name in ("max_rollbacks", "generalisation_val_size", "lr_warmup", "curriculum",
-                 "restart_after"):
-        value = getattr(t, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"train.{name}={value!r} must be an integer >= 0")
-    if m.eval_memory_rows is not None:
-        _positive_int("model.eval_memory_rows", m.eval_memory_rows)
-        if not models.get(m.kind).resizable_memory:
-            raise ConfigError(
-                f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
-                f"not depend on the number of memory rows, such as the DNC; the {m.kind} is "
-                f"evaluated on the memory it was trained with: set it to none"
-            )
-    if m.kind == "dnc" and m.write_heads != 1:
-        raise ConfigError(f"model.write_heads={m.write_heads!r}: the DNC has one write head; "
-                          "leave it at 1")
-    on = [name for name in DNC_SWITCHES if getattr(m, name) is True]
-    if m.kind != "dnc" and on:
-        raise ConfigError(f"model.{on[0]}=true is a refinement of the DNC; the {m.kind} has "
-                          "no such part: leave it false, or train --model dnc")
-    if t.curriculum and not tasks.get(config.task).has_curriculum:
-        raise ConfigError(f"train.curriculum={t.curriculum}: the {config.task} task has no "
-                          "training range to grow; leave it 0")
-    if not isinstance(m.gate_bias, (int, float)) or not math.isfinite(m.gate_bias):
-        raise ConfigError(f"model.gate_bias={m.gate_bias!r} must be a finite number, e.g. -2")
-    if m.gate_bias and m.kind not in NTM_KINDS:
-        raise ConfigError(f"model.gate_bias={m.gate_bias!r} sets the NTM heads' interpolation "
-                          f"gates; the {m.kind} has no such gate: leave it 0")
-    if (not isinstance(m.tape_bias, (int, float)) or not math.isfinite(m.tape_bias)
-            or m.tape_bias < 0):
-        raise ConfigError(f"model.tape_bias={m.tape_bias!r} must be a finite number >= 0, "
-                          "e.g. 3 (0: off)")
-    if m.tape_bias and m.kind not in NTM_KINDS:
-        raise ConfigError(f"model.tape_bias={m.tape_bias!r} starts the NTM write heads as a "
-                          f"tape; the {m.kind} has no such head: leave it 0")
-    if m.tape_bias and m.shift_radius < 1:
-        raise ConfigError(f"model.tape_bias={m.tape_bias!r} needs shifts of one row, but "
-                          f"model.shift_radius={m.shift_radius!r}: set it to 1 or more, or "
-                          "leave tape_bias 0")
-    if (not isinstance(m.tape_read_heads, int) or isinstance(m.tape_read_heads, bool)
-            or not 0 <= m.tape_read_heads <= m.read_heads):
-        raise ConfigError(f"model.tape_read_heads={m.tape_read_heads!r} must be an integer "
-                          f"from 0 to model.read_heads={m.read_heads!r}")
-    if m.tape_read_heads and not m.tape_bias:
-        raise ConfigError(f"model.tape_read_heads={m.tape_read_heads!r} starts read heads as "
-                          "a tape with model.tape_bias, which is 0: set it too, e.g. "
-                          "model.tape_bias=3")
-    if m.read_after_write is True and m.kind not in NTM_KINDS:
-        raise ConfigError(f"model.read_after_write=true orders the NTM's reads and writes; the "
-                          f"{m.kind} has its own order: leave it false")
-    if m.kind != "dnc" and (
-            not isinstance(m.shift_radius, int) or not 0 <= m.shift_radius < m.memory_rows / 2):
-        raise ConfigError(
-            f"model.shift_radius={m.shift_radius!r} must be an integer >= 0 and smaller than "
-            f"memory_rows / 2 = {m.memory_rows / 2:g}; the paper uses 1"
-        )
-    for name, value in (("model.clip", m.clip), ("train.lr", t.lr),
-                        ("train.grad_clip", t.grad_clip)):
-        _positive_float(name, value)
-    if t.minutes is not None:
-        _positive_float("train.minutes", t.minutes)
-    if m.state_grad_clip is not None:
-        _positive_float("model.state_grad_clip", m.state_grad_clip)
-        if not models.get(m.kind).has_memory:
-            raise ConfigError(f"model.state_grad_clip={m.state_grad_clip!r} clips the gradient "
-                              f"through a memory model's recurrent state; the {m.kind} has "
-                              "none: set it to none")
-    if t.lr_half_life is not None:
-        _positive_int("train.lr_half_life", t.lr_half_life)
-    if t.lr_plateau_factor is not None and not (
-            isinstance(t.lr_plateau_factor, (int, float)) and 0 < t.lr_plateau_factor < 1):
-        raise ConfigError(
-            f"train.lr_plateau_factor={t.lr_plateau_factor!r} must be a number between 0 and "
-            "1 (exclusive), e.g. 0.5, or none to keep the rate"
-        )
-    _positive_int("train.lr_plateau_patience", t.lr_plateau_patience)
-    _positive_float("train.lr_min", t.lr_min)
-    if t.restart_after and (not isinstance(t.restart_above, (int, float))
-                            or isinstance(t.restart_above, bool)
-                            or not math.isfinite(t.restart_above) or t.restart_above <= 0):
+    for name in ("seed", "max_rollbacks", "generalisation_val_size", "restart_after"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"train.{name}={getattr(t, name)!r} must be a non-negative integer")
+    for name in ("lr", "grad_clip", "lr_min", "minutes"):
+        _positive_float(f"train.{name}", getattr(t, name))
+    if t.lr_plateau_factor is not None and not 0 < t.lr_plateau_factor < 1:
+        raise ConfigError(f"train.lr_plateau_factor={t.lr_plateau_factor!r} must be a number "
+                          "between 0 and 1 (exclusive), e.g. 0.5, or none to keep the rate")
+    if t.restart_after and not (math.isfinite(t.restart_above) and t.restart_above > 0):
         raise ConfigError(
             f"train.restart_above={t.restart_above!r} must be a number of bits per sequence "
             f"above 0 when train.restart_after={t.restart_after} is set: the level a run "
-            "still above it is restarted from, e.g. 100"
-        )
-    if t.collapse_above is not None and (
-            not isinstance(t.collapse_above, (int, float)) or isinstance(t.collapse_above, bool)
-            or not math.isfinite(t.collapse_above) or t.collapse_above <= 0):
+            "still above it is restarted from, e.g. 100")
+    if t.collapse_above is not None and not (
+            math.isfinite(t.collapse_above) and t.collapse_above > 0):
         raise ConfigError(
             f"train.collapse_above={t.collapse_above!r} must be a number of bits per sequence "
             "above 0, how far validation may rise above its best before the run goes back "
-            "to the best model (e.g. 10), or none for off"
-        )
+            "to the best model (e.g. 10), or none for off")
     if t.collapse_above is not None and t.lr_plateau_factor is None:
         raise ConfigError(
             f"train.collapse_above={t.collapse_above!r} cuts the rate by "
             "train.lr_plateau_factor when it goes back to the best model, and that is none: "
-            "set it too (e.g. train.lr_plateau_factor=0.5), or set collapse_above to none"
-        )
-    for section, name in (("train", "early_stop"), ("train", "tensorboard"),
-                          ("model", "read_after_write"),
-                          *(("model", switch) for switch in DNC_SWITCHES)):
-        value = getattr(getattr(config, section), name)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{section}.{name}={value!r} must be true or false")
-    if not isinstance(t.seed, int) or t.seed < 0:
-        raise ConfigError(f"train.seed={t.seed!r} must be a non-negative integer")
-    return config
+            "set it too (e.g. train.lr_plateau_factor=0.5), or set collapse_above to none")
+
+
+def _check_model_fields(m: ModelConfig) -> None:
+    """The fields that say which parts a kind of model has; the rest is the constructor's."""
+    kind = models.get(m.kind)
+    for name, kinds in ONLY_FOR.items():
+        default = getattr(ModelConfig, name)
+        if m.kind not in kinds and getattr(m, name) != default:
+            raise ConfigError(f"model.{name}={getattr(m, name)!r} is a setting of the "
+                              f"{', '.join(kinds)} only; the {m.kind} has no such part: leave "
+                              f"it {str(default).lower()}")
+    if m.state_grad_clip is not None and not kind.has_memory:
+        raise ConfigError(f"model.state_grad_clip={m.state_grad_clip!r} clips the gradient "
+                          f"through a memory model's recurrent state; the {m.kind} has "
+                          "none: set it to none")
+    if m.kind == "dnc" and m.write_heads != 1:
+        raise ConfigError(f"model.write_heads={m.write_heads!r}: the DNC has one write head; "
+                          "leave it at 1")
+    if m.eval_memory_rows is not None:
+        _positive_int("model.eval_memory_rows", m.eval_memory_rows)
+        if not kind.resizable_memory:
+            raise ConfigError(
+                f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
+                f"not depend on the number of memory rows, such as the DNC; the {m.kind} is "
+                f"evaluated on the memory it was trained with: set it to none")
 
 
 def _check_model(kind: str) -> None:
@@ -414,59 +385,10 @@ def _check_model(kind: str) -> None:
 
 
 def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if value is not None and value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer")
 
 
 def _positive_float(name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if value is not None and not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{name}={value!r} must be a positive, finite number")
-
-
-def apply_overrides(config: Config, assignments: list[str]) -> Config:
-    """Apply ``section.field=value`` strings (as given to ``diffmem train --set``)."""
-    for text in assignments:
-        name, sep, raw = text.partition("=")
-        section, _, field_name = name.strip().partition(".")
-        classes = {"model": ModelConfig, "train": TrainConfig}
-        fields = ({f.name: f for f in dataclasses.fields(classes[section])}
-                  if section in classes else {})
-        if not sep or field_name not in fields:
-            known = [f"{s}.{f.name}" for s, c in classes.items() for f in dataclasses.fields(c)]
-            raise ConfigError(
-                f"--set {text!r} is not FIELD=VALUE with a known field; the fields are: "
-                + ", ".join(known)
-            )
-        current = getattr(getattr(config, section), field_name)
-        value = _parse_value(text, raw.strip(), current, str(fields[field_name].type))
-        config = config.replace(**{section: {field_name: value}})
-    return validate(config)
-
-
-def _parse_value(text: str, raw: str, current: Any, field_type: str) -> Any:
-    """``raw`` as the field's type (``field_type``, as the dataclass annotates it)."""
-    if "None" in field_type and raw.lower() in ("none", "null"):
-        return None
-    try:
-        if isinstance(current, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return raw.lower() in ("true", "1")
-        if isinstance(current, int):
-            return int(raw)
-        if current is None and "int" in field_type:
-            return int(raw)
-        if isinstance(current, float) or current is None:
-            return float(raw)
-    except ValueError:
-        if isinstance(current, bool):
-            expected = "true or false"
-        elif isinstance(current, int) or (current is None and "int" in field_type):
-            expected = "an integer"
-        else:
-            expected = "a number"
-        if "None" in field_type:
-            expected += ", or none for off"
-        raise ConfigError(f"--set {text!r}: {raw!r} is not valid here; expected {expected}"
-                          ) from None
-    return raw

@@ -25,7 +25,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from diffmem.train import Reporter
+from diffmem.config import paper_parameters
+from diffmem.training.reporter import Reporter
 
 console = Console()
 
@@ -80,8 +81,9 @@ class ConsoleReporter(Reporter):
         self.total = self.done = 0
         self.started, self.seconds = time.perf_counter(), 0.0
 
-    def start(self, config, parameters: int, sequences: int, compile_seconds: float,
-              seconds: float = 0.0) -> None:
+    def start(self, configs, names: list[str], parameters: int, sequences: int,
+              compile_seconds: float, seconds: float = 0.0) -> None:
+        config = configs[0]
         t = config.train
         self.begin(config, parameters, f"{t.lr:g}, seed {t.seed}", t.sequences, sequences,
                    compile_seconds, seconds)
@@ -94,8 +96,6 @@ class ConsoleReporter(Reporter):
               compile_seconds: float, seconds: float, per: str = "") -> None:
         """Set the budget (``total`` sequences, ``done`` of them already) and print the line
         saying what trains; ``rates`` follows "lr", ``per`` the budget."""
-        from diffmem.config import paper_parameters
-
         t = config.train
         self.minutes, self.total, self.done = t.minutes, total, done
         self.started, self.seconds = time.perf_counter(), seconds
@@ -141,7 +141,7 @@ class ConsoleReporter(Reporter):
         if self.progress is not None:
             self.progress.advance(self.task_id, sequences)
 
-    def log(self, r: dict[str, Any]) -> None:
+    def log(self, name: str, r: dict[str, Any]) -> None:
         loss, bits = _number(r["loss"], ".3f"), _number(r["bits"], ".3f")
         val, speed = _number(r["val_bits"], ".3f"), _number(r["sequences_per_second"], ",.0f")
         if self.progress is not None:
@@ -154,9 +154,9 @@ class ConsoleReporter(Reporter):
             soft_wrap=True)
 
     def rewind(self, sequences: int) -> None:
-        self.done = sequences
+        self.done -= sequences
         if self.progress is not None:
-            self.progress.update(self.task_id, completed=sequences)
+            self.progress.update(self.task_id, completed=self.done)
 
     def message(self, text: str) -> None:
         self.console.print(text)
@@ -166,11 +166,12 @@ class ConsoleReporter(Reporter):
             self.progress.stop()
             self.progress = None
 
-    def summary(self, s: dict[str, Any]) -> None:
-        self.console.print(summary_table(s))
+    def summary(self, summaries: list[dict[str, Any]]) -> None:
+        for s in summaries:
+            self.console.print(summary_table(s))
 
 
-class PopulationConsoleReporter:
+class PopulationConsoleReporter(Reporter):
     """Progress of a population (``diffmem train --seeds``): a line saying what trains, a live
     bar over all members' sequences on a terminal (a plain line per member's log point
     elsewhere), a line per member as it stops, then one table with a row per member."""
@@ -201,11 +202,11 @@ class PopulationConsoleReporter:
     def advance(self, sequences: int) -> None:
         self.single.advance(sequences)
 
-    def member_log(self, name: str, r: dict[str, Any]) -> None:
+    def log(self, name: str, r: dict[str, Any]) -> None:
         single = self.single
         if single.progress is None:
             self.console.print(f"{name:>10}  " if len(self.names) > 1 else "", end="")
-            single.log(r)
+            single.log(name, r)
             return
         if not hasattr(self, "best"):
             return
@@ -221,9 +222,9 @@ class PopulationConsoleReporter:
         self.console.print(text)
 
     def rewind(self, sequences: int) -> None:
-        self.single.done -= sequences
+        self.single.rewind(sequences)
 
-    def member_done(self, name: str, s: dict[str, Any]) -> None:
+    def finished(self, name: str, s: dict[str, Any]) -> None:
         if hasattr(self, "running"):
             self.running.discard(name)
         first = s["first_below_target"]
@@ -311,7 +312,7 @@ def summary_table(s: dict[str, Any]) -> Table:
 
 
 def eval_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """``diffmem.train.evaluate``'s rows: bits, bit errors and wrong bits per size."""
+    """``diffmem.training.evaluate``'s rows: bits, bit errors and wrong bits per size."""
     table = Table(title=title)
     optimum = any("optimal_bits" in r for r in rows)
     names = ["size", "bits / sequence"] + (["optimal predictor"] if optimum else [])

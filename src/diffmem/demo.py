@@ -22,8 +22,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from diffmem import checkpoint, losses, tasks
+from diffmem import checkpoint, losses, models, plots, tasks
 from diffmem.config import Config
+from diffmem.trained import load
 
 WEIGHTS = Path(__file__).parent / "weights"
 MAX_BYTES = 1_000_000  # each shipped model stays well under 1 MB
@@ -74,8 +75,6 @@ def describe_available() -> str:
 def pretrained_path(task: str, model: str | None = None) -> Path:
     """The shipped checkpoint of ``model`` (a model kind; None: the task's default) for
     ``task``; a clear error, naming what is shipped, when there is none."""
-    from diffmem import models
-
     if task not in tasks.names():
         raise ValueError(f"unknown task {task!r}; the tasks are: {', '.join(tasks.names())}")
     if model is not None:
@@ -118,8 +117,6 @@ def load_pretrained(task: str, model: str | None = None):
 
     Returns ``(model, config, info)``; ``info`` holds the training command, the sequences it
     saw and its validation and generalisation figures."""
-    from diffmem.models import load
-
     path = pretrained_path(task, model)
     module, config = load(path)
     header = checkpoint.read_header(path)
@@ -141,8 +138,6 @@ def run(task: str, size: dict[str, Any] | None = None, seed: int | None = None,
     """Run the pretrained ``model`` (a model kind; None: the task's default) of ``task`` on one
     fresh sequence at ``size`` (by default the task's ``example_size``, beyond the training
     range). ``seed`` None draws a new one."""
-    from diffmem import plots
-
     module, config, info = load_pretrained(task, model)
     task_obj = tasks.get(task)
     size = dict(task_obj.example_size if size is None else size)

@@ -1,5 +1,4 @@
-"""The model registry (name -> builder), building a model from a configuration, and loading a
-trained one from its run directory.
+"""The model registry (name -> builder) and building a model from a configuration.
 
 Adding a model kind is one ``register`` call: configuration checks, ``build_model``, ``load``,
 ``diffmem train --model`` and the results table all read the registry.
@@ -8,22 +7,20 @@ Adding a model kind is one ``register`` call: configuration checks, ``build_mode
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 from flax import nnx
 
-from diffmem import checkpoint, tasks
+from diffmem import tasks
 from diffmem.dnc import DNC
 from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
 
-if TYPE_CHECKING:  # config imports this module for the model names, so types only here
+if TYPE_CHECKING:  # config imports this module for the model names: types only
     from diffmem.config import Config, ModelConfig
     from diffmem.tasks import Task
 
@@ -84,7 +81,6 @@ def _ntm(controller: str) -> Builder:
             shift_radius=m.shift_radius,
             memory_init=m.memory_init,
             clip=m.clip,
-            gate_bias=m.gate_bias,
             tape_bias=m.tape_bias,
             tape_read_heads=m.tape_read_heads,
             read_after_write=m.read_after_write,
@@ -155,38 +151,3 @@ def for_evaluation(model: nnx.Module, config: Config) -> nnx.Module:
 def count_parameters(model: nnx.Module) -> int:
     """Number of trained scalars (nnx.Param), as the paper counts them."""
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-
-
-def load(run_dir: str | os.PathLike) -> tuple[nnx.Module, Config]:
-    """Load the trained model of a run directory (its best checkpoint) or of a checkpoint
-    file, and its configuration, on the memory it is evaluated with
-    (``ModelConfig.eval_memory_rows``, if set).
-
-    >>> model, config = diffmem.load("runs/copy")            # doctest: +SKIP
-    >>> logits, state = model(inputs)  # inputs (B, T, C_in) -> logits (B, T, C_out)
-
-    No code is executed from the files: tensors come from safetensors, settings from JSON.
-    """
-    from diffmem.config import Config, ConfigError
-
-    path = Path(run_dir)
-    if (path / "population.json").is_file():  # diffmem.population.POPULATION
-        members = sorted(p.name for p in path.iterdir() if (p / "config.json").is_file())
-        raise checkpoint.CheckpointError(
-            f"{path} holds a population, not one run; name a member's directory, one of: "
-            + ", ".join(str(path / m) for m in members))
-    if path.is_dir():  # the best checkpoint; a run from before there was one has the last
-        best = path / checkpoint.BEST
-        path = best if best.is_file() else path / checkpoint.FILENAME
-    elif not path.exists():
-        raise checkpoint.CheckpointError(f"no run directory or checkpoint at {path}")
-    tensors, header = checkpoint.read(path)
-    try:
-        config = Config.from_dict(header["config"])
-    except (KeyError, TypeError, ConfigError) as err:
-        raise checkpoint.CheckpointError(
-            f"checkpoint {path} has an unreadable config: {err}") from None
-    model = build_model(config, evaluation=True)
-    restored = checkpoint.restore_state(path, nnx.state(model), tensors)
-    nnx.update(model, restored)
-    return model, config

@@ -97,6 +97,43 @@ def _address(mem: jax.Array, previous: jax.Array, p: HeadParams) -> jax.Array:
     return addressing.address(mem[:, None], previous, p.key, p.beta, p.g, p.s, p.gamma)
 
 
+def _check_arguments(*, controller: str, shift_radius: int, memory_rows: int,
+                     read_heads: int, memory_init: str, clip: float, tape_bias: float,
+                     tape_read_heads: int, **sizes: int) -> None:
+    """Refuse NTM arguments out of range, naming the argument and what it must be."""
+    check_sizes(memory_rows=memory_rows, read_heads=read_heads, **sizes)
+    if controller not in CONTROLLERS:
+        raise ValueError(f"controller={controller!r} is not one of {sorted(CONTROLLERS)}")
+    if not 0 <= shift_radius < memory_rows / 2:
+        raise ValueError(
+            f"shift_radius={shift_radius} must be an integer >= 0 and smaller than memory_rows "
+            f"/ 2 = {memory_rows / 2:g}; the paper uses 1")
+    if not 0 <= tape_read_heads <= read_heads:
+        raise ValueError(f"tape_read_heads={tape_read_heads} must be between 0 and "
+                         f"read_heads={read_heads}")
+    if tape_read_heads and not tape_bias:
+        raise ValueError(f"tape_read_heads={tape_read_heads} starts read heads with "
+                         "tape_bias, which is 0: set it too, e.g. tape_bias=3")
+    if tape_bias < 0 or (tape_bias and shift_radius < 1):
+        raise ValueError(f"tape_bias={tape_bias} must be >= 0 (0: off), and needs "
+                         f"shift_radius >= 1 (it is {shift_radius})")
+    if memory_init not in MEMORY_INITS:
+        raise ValueError(f"unknown memory_init {memory_init!r}; choose one of: "
+                         f"{', '.join(MEMORY_INITS)}")
+    if not clip > 0:
+        raise ValueError(f"clip={clip!r} must be a positive number (the paper's NTMs use 20)")
+
+
+def _initial_memory(memory_init: str, N: int, M: int, rngs: nnx.Rngs) -> nnx.Variable:
+    """The memory every sequence starts from (see ``memory_init`` in ``NTMCell``)."""
+    if memory_init == "constant":
+        return MemoryBuffer(jnp.full((N, M), _CONSTANT_MEMORY, jnp.float32))
+    bound = 1.0 / jnp.sqrt(M)
+    values = jax.random.uniform(rngs.params(), (N, M), minval=-bound, maxval=bound)
+    kind = nnx.Param if memory_init == "learned" else MemoryBuffer
+    return kind(values)
+
+
 class NTMCell(nnx.Module):
     """One step of the NTM.
 
@@ -120,11 +157,9 @@ class NTMCell(nnx.Module):
         memory) or "random" (a fixed random memory drawn at construction). In every scheme the
         initial weightings and read vectors are learned.
       clip: head parameters are computed from controller outputs clipped to [-clip, clip].
-      gate_bias: initial bias of every head's interpolation-gate logit; below 0 a head starts
-        by keeping its previous weighting (sigmoid(-2) = 0.12), so it moves by shifts alone.
       tape_bias: b >= 0 starts every write head as a tape: its gate logit at -b and its +1
         shift logit at +b, so it keeps its previous weighting and moves it one row a step
-        (b = 3, K = 1: gate 0.05, shift +1 0.91). A write gate's bias is then -b, not gate_bias.
+        (b = 3, K = 1: gate 0.05, shift +1 0.91).
       tape_read_heads: the first so many read heads start as a tape too (the same biases), so
         they move with the write head row by row, from the same row.
       read_after_write: False (SPEC's order, Collier & Beel's): the reads see the memory as it
@@ -149,32 +184,17 @@ class NTMCell(nnx.Module):
         shift_radius: int = 1,
         memory_init: str = "constant",
         clip: float = 20.0,
-        gate_bias: float = 0.0,
         tape_bias: float = 0.0,
         tape_read_heads: int = 0,
         read_after_write: bool = False,
         rngs: nnx.Rngs,
     ):
-        check_sizes(
-            input_size=input_size, output_size=output_size, controller_size=controller_size,
-            controller_layers=controller_layers, read_heads=read_heads, write_heads=write_heads,
-            memory_rows=memory_rows, memory_width=memory_width,
-        )
-        if controller not in CONTROLLERS:
-            raise ValueError(f"controller={controller!r} is not one of {sorted(CONTROLLERS)}")
-        if not 0 <= shift_radius < memory_rows / 2:
-            raise ValueError(
-                f"shift_radius={shift_radius} must be >= 0 and smaller than memory_rows / 2 "
-                f"({memory_rows / 2:g}); the paper uses 1"
-            )
-        if not 0 <= tape_read_heads <= read_heads:
-            raise ValueError(f"tape_read_heads={tape_read_heads} must be between 0 and "
-                             f"read_heads={read_heads}")
-        if tape_read_heads and not tape_bias:
-            raise ValueError(f"tape_read_heads={tape_read_heads} starts read heads with "
-                             "tape_bias, which is 0: set it too, e.g. tape_bias=3")
-        if memory_init not in MEMORY_INITS:
-            raise ValueError(f"memory_init={memory_init!r} is not one of {list(MEMORY_INITS)}")
+        _check_arguments(
+            input_size=input_size, output_size=output_size, controller=controller,
+            controller_size=controller_size, controller_layers=controller_layers,
+            read_heads=read_heads, write_heads=write_heads, memory_rows=memory_rows,
+            memory_width=memory_width, shift_radius=shift_radius, memory_init=memory_init,
+            clip=clip, tape_bias=tape_bias, tape_read_heads=tape_read_heads)
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.write_heads = read_heads, write_heads
         self.memory_rows, self.memory_width = memory_rows, memory_width
@@ -190,19 +210,8 @@ class NTMCell(nnx.Module):
         self.head_params = nnx.Linear(
             controller_size, R * self.read_size + W * self.write_size, rngs=rngs
         )
-        # Each head's outputs are k (M), beta, g, s (2K + 1, shifts -K..K), ...: its gate is
-        # output M + 1 and its shift +1 output M + 3 + K.
-        writes = R * self.read_size + np.arange(W) * self.write_size
-        heads = np.r_[np.arange(R) * self.read_size, writes]
-        tapes = np.r_[np.arange(tape_read_heads) * self.read_size, writes]
-        if gate_bias or tape_bias:
-            bias = self.head_params.bias[...]
-            if gate_bias:
-                bias = bias.at[heads + M + 1].set(gate_bias)
-            if tape_bias:
-                bias = bias.at[tapes + M + 1].set(-tape_bias)
-                bias = bias.at[tapes + M + 3 + shift_radius].set(tape_bias)
-            self.head_params.bias = nnx.Param(bias)
+        if tape_bias:
+            self.head_params.bias = nnx.Param(self._tape_start(tape_bias, tape_read_heads))
         self.output = nnx.Linear(controller_size + R * M, output_size, rngs=rngs)
 
         # Learned initial state. Every head's initial weighting starts focused on row 0
@@ -215,13 +224,18 @@ class NTMCell(nnx.Module):
         self.initial_write_logits = nnx.Param(jnp.tile(focused, (W, 1)))
         self.initial_reads = nnx.Param(jnp.zeros((R, M)))
         self.memory_init = memory_init
-        if memory_init == "constant":
-            self.initial_memory = MemoryBuffer(jnp.full((N, M), _CONSTANT_MEMORY, jnp.float32))
-        else:
-            bound = 1.0 / jnp.sqrt(M)
-            values = jax.random.uniform(rngs.params(), (N, M), minval=-bound, maxval=bound)
-            kind = nnx.Param if memory_init == "learned" else MemoryBuffer
-            self.initial_memory = kind(values)
+        self.initial_memory = _initial_memory(memory_init, N, M, rngs)
+
+    def _tape_start(self, tape_bias: float, tape_read_heads: int) -> jax.Array:
+        """The head parameters' bias that starts the write heads and the first
+        ``tape_read_heads`` read heads as tapes (see ``tape_bias`` above)."""
+        R, W, M, K = self.read_heads, self.write_heads, self.memory_width, self.shift_radius
+        # Each head's outputs are k (M), beta, g, s (2K + 1, shifts -K..K), ...: its gate is
+        # output M + 1 and its shift +1 output M + 3 + K.
+        writes = R * self.read_size + np.arange(W) * self.write_size
+        tapes = np.r_[np.arange(tape_read_heads) * self.read_size, writes]
+        bias = self.head_params.bias[...].at[tapes + M + 1].set(-tape_bias)
+        return bias.at[tapes + M + 3 + K].set(tape_bias)
 
     def initial_state(self, batch_size: int) -> NTMState:
         """The state before the first step, the learned initial values repeated B times."""

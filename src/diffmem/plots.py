@@ -27,8 +27,10 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from diffmem import rundir  # noqa: E402
+from diffmem import rundir, tasks  # noqa: E402
 from diffmem.tasks import Batch, Task  # noqa: E402
+from diffmem.trained import load  # noqa: E402
+from diffmem.training import evaluate  # noqa: E402
 
 VALUES, WEIGHTS = "cividis", "viridis"
 # Line colours for overlaid runs: the Okabe-Ito palette, distinguishable with any common form
@@ -279,7 +281,7 @@ def learning_curves(runs: dict[str, list[dict[str, Any]]], title: str = "") -> F
 def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=None,
                           seed: int = 0) -> Figure:
     """Targets above outputs for one sequence at each size (paper Figures 4 and 5), and, when
-    ``rows`` (from ``diffmem.train.evaluate``) are given, bits per sequence against size."""
+    ``rows`` (from ``diffmem.training.evaluate``) are given, bits per sequence against size."""
     n = len(sizes) + (1 if rows else 0)
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 1), squeeze=False,
                              constrained_layout=True)
@@ -341,10 +343,6 @@ def run_figure(name: str, run_dir: str | Path, *, size: dict[str, Any] | None = 
     - generalisation: examples and error at ``sizes`` (default: the task's evaluation sizes,
       with the errors from the run's summary.json when it has them).
     """
-    from diffmem import tasks
-    from diffmem.models import load
-    from diffmem.train import evaluate
-
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; the figures are: {', '.join(FIGURES)}")
     run_dir = Path(run_dir)

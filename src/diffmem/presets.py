@@ -68,19 +68,19 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 _PAPER = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, one sequence per "
-          "update, gradients clipped elementwise to +-10, a learned initial memory (SPEC "
-          "section 1)")
+          "update, gradients clipped elementwise to +-10 and a learned initial memory "
+          "(docs/defaults.md)")
 _PAPER_LSTM = ("The paper's training: RMSProp with momentum 0.9 at the paper's rate, one "
-               "sequence per update, gradients clipped elementwise to +-10 (SPEC section 1)")
+               "sequence per update and gradients clipped elementwise to +-10 (docs/defaults.md)")
 
-_PAPER_DNC = ("The DNC paper's model, without the refinements of Csordas & Schmidhuber, trained "
-              "as its paper trained (RMSProp at 1e-4, one sequence per update; SPEC section 3), "
-              "with the NTM paper's momentum 0.9 and elementwise gradient clip of +-10 (SPEC "
-              "section 1)")
+_PAPER_DNC = ("The DNC paper's model without the refinements of Csordas & Schmidhuber, trained "
+              "as its paper trained (RMSProp at 1e-4, one sequence per update) with the NTM "
+              "paper's momentum 0.9 and elementwise gradient clip of +-10 "
+              "(docs/dnc.md#the-refinements-of-csordas--schmidhuber-2019)")
 
 _PAPER_DNC_TRAIN = dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value")
 # The DNC's default model: trained on 32 rows and evaluated on 128, with content masking,
-# de-allocation and link sharpness (results/dnc-switches/README.md).
+# de-allocation and link sharpness (docs/dnc.md).
 _DNC = dict(memory_rows=32, eval_memory_rows=128, content_masking=True, deallocation=True,
             link_sharpness=True)
 # ... and where a task is evaluated on its training distribution alone, on the 32 rows.
@@ -96,8 +96,9 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("copy", "ntm-lstm", "default"): Preset(
         model={},
         train={},
-        reason="The defaults: the paper's copy NTM with the fastest training measured here; "
-               "results/reproduce/copy-ntm-lstm-default.json, results/seeds/copy/results.json."),
+        reason="The defaults: the paper's copy NTM with batches of 32 and Adam at 3e-3, the "
+               "fastest training measured here, with which ten of ten seeds generalise "
+               "(docs/seed-studies.md#copy)."),
     ("copy", "ntm-lstm", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
@@ -105,8 +106,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("copy", "ntm-ff", "default"): Preset(
         model={},
         train={},
-        reason="The paper's copy NTM with the default training; "
-               "results/reproduce/copy-ntm-ff-default.json."),
+        reason="The paper's copy NTM with the default training, which reaches the target in 5.3 "
+               "minutes on one core (docs/results.md#the-papers-five-experiments)."),
     ("copy", "ntm-ff", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value"),
@@ -114,8 +115,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("copy", "lstm", "default"): Preset(
         model=dict(controller_size=256, controller_layers=3),
         train=dict(lr=1e-3),
-        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs; "
-               "results/reproduce/copy-lstm-default.json."),
+        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs "
+               "(docs/defaults.md)."),
     ("copy", "lstm", "paper"): Preset(
         model=dict(controller_size=256, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
@@ -125,55 +126,35 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("repeat-copy", "ntm-lstm", "default"): Preset(
         model={},
         train=_REPEAT_COPY_NTM,
-        reason="Batches of 8 with Adam at 1e-2, halved every 16,000 sequences down to 1e-3, "
-               "and a fresh start for a run still above 100 bits after 12,000 sequences: "
-               "10 of 10 seeds reach the target (7 of 10 without restarts, 3 of 5 at a "
-               "constant 3e-3); at batch 32, and at batch 8 with 1e-3, the write head did not "
-               "learn to step from row to row (docs/batches.md); "
-               "results/seeds/repeat-copy-ntm-lstm-restarts/, "
-               "results/seeds/repeat-copy-ntm-lstm-lr-decay/, "
-               "results/batches/repeat-copy-ntm-lstm-b8-high-lr.json, "
-               "results/batches/repeat-copy-ntm-lstm-b8-lr.json."),
+        reason="Batches of 8 with Adam at 1e-2, halved every 16,000 sequences down to 1e-3, and a "
+               "fresh start for a run still above 100 bits after 12,000 sequences take ten of "
+               "ten seeds to the target, where batch 32 or a lower rate left the write head "
+               "on the memory-free plateau (docs/batches.md#restarts-off-the-plateau)."),
     ("repeat-copy", "ntm-lstm", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
-        reason=f"{_PAPER}; results/reproduce/repeat-copy-ntm-lstm-paper.json."),
+        reason=f"{_PAPER}."),
     ("repeat-copy", "ntm-ff", "default"): Preset(
         model=dict(read_after_write=True),
         # The rate halves on to TrainConfig's lr_min (1e-4), not the LSTM controller's 1e-3.
         train={**{k: v for k, v in _REPEAT_COPY_NTM.items() if k != "lr_min"},
                "grad_clip": 1.0},
-        reason="The LSTM-controller NTM's repeat-copy training, which takes every seed off the "
-               "plateau where batch 32 at 3e-3 got one of four off it, with three changes: "
-               "reads after the step's write, the rate halving on down to 1e-4, and the "
-               "gradient clipped to norm 1. The nearest models fail rare sequences at the top "
-               "of the count range, whose gradients reach 38,662 against a median of 4.7; "
-               "clipped to 10 such a batch still had twice a typical batch's gradient norm. "
-               "With the three, seeds 2 and 4 of 0 to 7 reach the target (0.1 bits) as "
-               "members of 40-minute populations, where the training without them, with the "
-               "reads after the write alone, and with the lower floor as well reached it with "
-               "none of seeds 0 to 3; resumed as single runs to 250,000 sequences, within a "
-               "single run's 30 minutes (about 290,000), seeds 0 and 7 reach it too, and a "
-               "single run of seed 0 reaches it after 60,000 "
-               "(docs/batches.md#the-feed-forward-ntm); "
-               "results/batches/repeat-copy-ntm-ff-single.json, "
-               "results/batches/repeat-copy-ntm-ff-250k.json, "
-               "results/batches/repeat-copy-ntm-ff-read-after-write-lrmin1e-4-clip1/, "
-               "results/batches/repeat-copy-ntm-ff-read-after-write-lrmin1e-4-clip1-s4-7/, "
-               "results/batches/repeat-copy-ntm-ff-grad-spikes.jsonl, "
-               "results/batches/repeat-copy-ntm-ff-b8-decay-restarts/, "
-               "results/batches/repeat-copy-ntm-ff-b8-b32.json."),
+        reason="The LSTM-controller NTM's repeat-copy training with reads after the step's write, "
+               "the rate halving on down to 1e-4 and the gradient clipped to norm 1, with "
+               "which four of eight seeds reach the target within 250,000 sequences, where "
+               "batch 32 at 3e-3 took one of four off the plateau "
+               "(docs/batches.md#the-feed-forward-ntm)."),
     ("repeat-copy", "ntm-ff", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
-        reason=f"{_PAPER}; results/reproduce/repeat-copy-ntm-ff-paper.json."),
+        reason=f"{_PAPER}."),
     ("repeat-copy", "lstm", "default"): Preset(
         model=dict(controller_size=512, controller_layers=3),
         train=dict(lr=1e-3, minutes=30.0),
-        reason="The paper's 3x512 baseline at 1e-3, a conventional rate for deep LSTMs; "
-               "results/reproduce/repeat-copy-lstm-default.json."),
+        reason="The paper's 3x512 baseline at 1e-3, a conventional rate for deep LSTMs "
+               "(docs/defaults.md)."),
     ("repeat-copy", "lstm", "paper"): Preset(
         model=dict(controller_size=512, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
@@ -184,36 +165,30 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("associative-recall", "ntm-lstm", "default"): Preset(
         model={},
         train=dict(lr=1e-3, minutes=30.0),
-        reason="Batches of 32 with Adam at 1e-3: at 3e-3 the write head did not learn to step "
-               "from row to row and validation stayed near 9 bits for 234,000 sequences "
-               "(docs/batches.md); results/batches/associative-recall-ntm-lstm-b32-lr.json."),
+        reason="Batches of 32 with Adam at 1e-3, as at 3e-3 the write head did not learn to step "
+               "from row to row (docs/batches.md#why-batches-failed)."),
     ("associative-recall", "ntm-lstm", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
-        reason=f"{_PAPER}; results/reproduce/associative-recall-ntm-lstm-paper.json."),
+        reason=f"{_PAPER}."),
     ("associative-recall", "ntm-ff", "default"): Preset(
         model=dict(controller_size=256, read_heads=4, write_heads=4),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
-        reason="The paper's NTM and training from a constant initial memory, with which 10 of "
-               "10 seeds reached the target as single runs (0.5; "
-               "results/archive/v0.8/seeds/associative-recall-even.json, -odd.json); 7 of 10 "
-               "within 60 minutes as one population on one core (0.9; "
-               "results/seeds/associative-recall/results.json). Batches did not do as well: "
-               "of Adam at batch 8 (5e-4) and batch 32 (1e-3), the first left seed 0 "
-               "oscillating between 0.18 and 2.3 bits for 12 minutes and the second had seed "
-               "3 at 0.63 bits after 72,000 sequences (results/archive/v0.4/trials/)."),
+        reason="The paper's NTM and training from a constant initial memory, with which ten of ten "
+               "seeds reached the target as single runs, as batches did not do as well for it "
+               "(docs/defaults.md#repeat-copy-and-associative-recall)."),
     ("associative-recall", "ntm-ff", "paper"): Preset(
         model=dict(controller_size=256, read_heads=4, write_heads=4, memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
                    minutes=30.0),
-        reason=f"{_PAPER}; results/reproduce/associative-recall-ntm-ff-paper.json."),
+        reason=f"{_PAPER}."),
     ("associative-recall", "lstm", "default"): Preset(
         model=dict(controller_size=256, controller_layers=3),
         train=dict(lr=1e-3, minutes=30.0),
-        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs; "
-               "results/reproduce/associative-recall-lstm-default.json."),
+        reason="The paper's 3x256 baseline at 1e-3, a conventional rate for deep LSTMs "
+               "(docs/defaults.md)."),
     ("associative-recall", "lstm", "paper"): Preset(
         model=dict(controller_size=256, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
@@ -224,8 +199,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("dynamic-ngrams", "ntm-lstm", "default"): Preset(
         model={},
         train=dict(val_size=1000),
-        reason="The paper's NTM with the default training; "
-               "results/reproduce/dynamic-ngrams-ntm-lstm-default.json."),
+        reason="The paper's NTM with the default training, which comes within 1.9 bits of the "
+               "optimum (docs/results.md#the-papers-five-experiments)."),
     ("dynamic-ngrams", "ntm-lstm", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
@@ -238,36 +213,12 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
                    read_after_write=True, tape_bias=3.0, tape_read_heads=1),
         train=dict(batch_size=8, lr=1e-3, lr_plateau_factor=0.5, lr_plateau_patience=3,
                    lr_min=1e-5, minutes=60.0, val_size=1000, collapse_above=10.0),
-        reason="Two read heads and 256 rows where the paper has one and 128: its write head "
-               "keeps a tape of the sequence, one row per step, which 128 rows cannot hold "
-               "(200 steps). Reads after the step's write, and the write head and one read "
-               "head started as a tape on the same rows: a feed-forward controller that reads "
-               "before the write learns of a bit only two steps later, so its read keys lack "
-               "part of the context; with the three, seeds 1, 2, 3, 4 and 6 of 0 to 6 "
-               "reached the target after 28,000 to 84,000 sequences (9 to 28 minutes), where "
-               "0.15's default reached it with seed 1 of four "
-               "(docs/batches.md#reads-that-see-this-steps-write-and-a-read-head-on-the-tape). "
-               "A return to the best model when validation rises 10 bits above it, with the "
-               "rate halved: seed 0, which had collapsed from 142 to 195 bits and ended at "
-               "159.2, went back at 40,000 sequences and ended at 135.7; seed 5 went back "
-               "once and ended at 147.0; neither reached the target in 45 minutes, and the "
-               "five that did never rose 10 bits above their best, so they are unchanged; "
-               "seeds 7 and 8, with it, reached the target after 44,000 and 60,000 sequences, "
-               "and seed 9 went back once and was at 130.33, 0.57 short, after 45 minutes "
-               "(docs/batches.md#going-back-to-the-best-model-after-a-collapse). "
-               "60 minutes: seed 9 reaches the target after 148,000 sequences (58.5 minutes), "
-               "so eight of ten seeds do; seeds 0 and 5 end at 135.07 and 143.24 "
-               "(docs/batches.md#a-longer-budget). "
-               "Batch 8 at 1e-3, halved on a plateau, with the gradient through the state "
-               "clipped to 10 at every step: without that clipping some batches' gradients "
-               "grow step after step back through time to 1e16 and beyond, and the run "
-               "diverged (docs/batches.md#exploding-gradients-through-time); "
-               "results/batches/dynamic-ngrams-ntm-ff-read-after-write.json, "
-               "results/batches/dynamic-ngrams-ntm-ff-collapse.json, "
-               "results/batches/dynamic-ngrams-ntm-ff-60min.json, "
-               "results/batches/dynamic-ngrams-ntm-ff-heads.json, "
-               "results/batches/dynamic-ngrams-ntm-ff-state-grad-clip.json, "
-               "results/reproduce/dynamic-ngrams-ntm-ff-default.json."),
+        reason="Two read heads on 256 rows that read after the step's write, a write head and a "
+               "read head started as a tape, batches of 8 at 1e-3 halved on a plateau, the "
+               "gradient through the state clipped, a return to the best model after a "
+               "collapse and 60 minutes take eight of ten seeds to the target, where the "
+               "paper's architecture missed it by 8.7 bits "
+               "(docs/batches.md#the-batched-defaults)."),
     ("dynamic-ngrams", "ntm-ff", "paper"): Preset(
         model=dict(memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value",
@@ -276,8 +227,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("dynamic-ngrams", "lstm", "default"): Preset(
         model=dict(controller_size=128, controller_layers=3),
         train=dict(lr=1e-3, val_size=1000),
-        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs; "
-               "results/reproduce/dynamic-ngrams-lstm-default.json."),
+        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs "
+               "(docs/defaults.md)."),
     ("dynamic-ngrams", "lstm", "paper"): Preset(
         model=dict(controller_size=128, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=1e-4, grad_clip_mode="value",
@@ -291,14 +242,10 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         model=dict(controller_layers=2, read_heads=5, write_heads=5),
         train=dict(batch_size=8, lr_plateau_factor=0.5, lr_plateau_patience=3,
                    sequences=1_000_000, minutes=120.0),
-        reason="The paper's 5-head NTM with two controller layers; batches of 8 with Adam at "
-               "3e-3, halved whenever the training loss has not improved for 12,000 "
-               "sequences: seeds 0 and 1 under 20 bits after 280,000 and 648,000 sequences "
-               "(seed 2 at 28.9 when its 120 minutes ended), where batches of 32 at a "
-               "constant 3e-3 were at 34.8 after 500,000, and a constant 3e-3 at batch 8 "
-               "grew unstable after 300,000 (docs/batches.md#priority-sort); "
-               "results/batches/priority-sort-ntm-lstm-b8.json, "
-               "results/reproduce/priority-sort-ntm-lstm-default.json."),
+        reason="The paper's 5-head NTM with two controller layers in batches of 8 with Adam at "
+               "3e-3, halved whenever the training loss stalls, which takes two of three seeds "
+               "under the paper's 20 bits where batches of 32 at a constant rate did not "
+               "(docs/batches.md#priority-sort)."),
     ("priority-sort", "ntm-lstm", "paper"): Preset(
         model=dict(controller_layers=2, read_heads=5, write_heads=5, memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
@@ -306,9 +253,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("priority-sort", "ntm-ff", "default"): Preset(
         model=dict(controller_size=512, read_heads=8, write_heads=8),
         train=dict(lr=1e-3),
-        reason="The paper's 8-head NTM at 1e-3, because at 3e-3 its gradients became "
-               "non-finite; results/reproduce/priority-sort-ntm-ff-default-lr1e-3.json, "
-               "results/nonfinite/README.md."),
+        reason="The paper's 8-head NTM at 1e-3, as at 3e-3 its gradients became non-finite "
+               "(docs/reliability.md#nothing-silent)."),
     ("priority-sort", "ntm-ff", "paper"): Preset(
         model=dict(controller_size=512, read_heads=8, write_heads=8, memory_init="learned"),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
@@ -316,8 +262,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("priority-sort", "lstm", "default"): Preset(
         model=dict(controller_size=128, controller_layers=3),
         train=dict(lr=1e-3),
-        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs; "
-               "results/reproduce/priority-sort-lstm-default.json."),
+        reason="The paper's 3x128 baseline at 1e-3, a conventional rate for deep LSTMs "
+               "(docs/defaults.md)."),
     ("priority-sort", "lstm", "paper"): Preset(
         model=dict(controller_size=128, controller_layers=3),
         train=dict(optimizer="rmsprop", batch_size=1, lr=3e-5, grad_clip_mode="value"),
@@ -331,10 +277,9 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("copy", "dnc", "default"): Preset(
         model=_DNC,
         train={},
-        reason="32 rows in training, 128 after, and the three refinements: without them it "
-               "failed at length 120; results/dnc-switches/README.md. With the "
-               "generalisation check every seed of ten generalises: "
-               "results/seeds/copy-dnc-even.json."),
+        reason="32 rows in training, 128 after, and the three refinements of Csordas & "
+               "Schmidhuber, without which it failed at length 120, and with which ten of ten "
+               "seeds generalise (docs/dnc.md#measured-which-settings-generalise-on-copy)."),
     ("copy", "dnc", "paper"): Preset(
         model={},
         train=_PAPER_DNC_TRAIN,
@@ -342,8 +287,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("repeat-copy", "dnc", "default"): Preset(
         model=_DNC,
         train=dict(minutes=30.0),
-        reason="The copy DNC's settings and the task's 30 minutes; "
-               "results/reproduce/repeat-copy-dnc-default.json."),
+        reason="The copy DNC's settings with the task's 30 minutes (docs/dnc.md#results)."),
     ("repeat-copy", "dnc", "paper"): Preset(
         model={},
         train=dict(_PAPER_DNC_TRAIN, minutes=30.0),
@@ -351,8 +295,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
     ("associative-recall", "dnc", "default"): Preset(
         model=_DNC,
         train=dict(minutes=30.0),
-        reason="The copy DNC's settings and the task's 30 minutes; "
-               "results/reproduce/associative-recall-dnc-default.json."),
+        reason="The copy DNC's settings with the task's 30 minutes (docs/dnc.md#results)."),
     ("associative-recall", "dnc", "paper"): Preset(
         model={},
         train=dict(_PAPER_DNC_TRAIN, minutes=30.0),
@@ -361,11 +304,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         model=_DNC_32,
         train=dict(val_size=1000, minutes=45.0),
         reason="The copy DNC's settings, evaluated on its 32 rows as the task has no longer "
-               "sequences. 45 minutes: seeds 0 to 3 reach the target after 80,000 to "
-               "120,000 sequences, 13 to 23 minutes on one core, where 10 minutes fell short "
-               "(docs/dnc.md#results); "
-               "results/reproduce/dynamic-ngrams-dnc-default.json, "
-               "results/batches/dynamic-ngrams-dnc-seeds.json."),
+               "sequences, with 45 minutes, in which seeds 0 to 3 reach the target "
+               "(docs/dnc.md#results)."),
     ("dynamic-ngrams", "dnc", "paper"): Preset(
         model={},
         train=dict(_PAPER_DNC_TRAIN, val_size=1000),
@@ -374,7 +314,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         model=_DNC_32,
         train={},
         reason="The copy DNC's settings, evaluated on its 32 rows as the task has no longer "
-               "sequences; results/reproduce/priority-sort-dnc-default.json."),
+               "sequences (docs/dnc.md#results)."),
     ("priority-sort", "dnc", "paper"): Preset(
         model={},
         train=_PAPER_DNC_TRAIN,
@@ -386,18 +326,21 @@ OTHER_TASKS: dict[str, Preset] = {
     "ntm-lstm": Preset(
         model={},
         train={},
-        reason="A task outside the paper has no paper architecture: the defaults."),
+        reason="A task outside the paper has no paper architecture, so it starts from the "
+               "defaults (docs/defaults.md)."),
     "ntm-ff": Preset(
         model={},
         train={},
-        reason="A task outside the paper has no paper architecture: the defaults."),
+        reason="A task outside the paper has no paper architecture, so it starts from the "
+               "defaults (docs/defaults.md)."),
     "lstm": Preset(
         model={},
         train=dict(lr=1e-3),
         reason="The defaults at 1e-3, a conventional rate for deep LSTMs, as on the paper's "
-               "tasks."),
+               "tasks (docs/defaults.md)."),
     "dnc": Preset(
         model=_DNC,
         train={},
-        reason="A task outside the paper: the copy DNC's settings."),
+        reason="A task outside the paper takes the copy DNC's settings "
+               "(docs/dnc.md#trained-on-a-small-memory-evaluated-on-a-large-one)."),
 }

@@ -20,6 +20,9 @@ from typing import Any
 import jinja2
 
 from diffmem import __version__, checkpoint, plots, rundir, tasks
+from diffmem.models import get as model_kind
+from diffmem.trained import load
+from diffmem.training import evaluate
 
 SECTIONS = ("summary", "configuration", "learning-curves", "evaluation", "memory",
             "generalisation", "validation-points")
@@ -56,10 +59,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
 
     ``size`` and ``seed`` choose the memory figure's sequence (default: the task's example
     size, beyond the training range)."""
-    from diffmem.models import get as model_kind
-    from diffmem.models import load
-    from diffmem.train import evaluate
-
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report.html"
     if not out.parent.is_dir():

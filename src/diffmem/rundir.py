@@ -5,7 +5,7 @@
       metrics.jsonl             one JSON object per validation point (``append_metrics``, ...)
       checkpoint.safetensors    the last log point: parameters, optimiser state and counters,
                                 for resuming (``diffmem.checkpoint``)
-      best.safetensors          the best log point's model, for evaluation (``diffmem.train``)
+      best.safetensors          the best log point's model, for evaluation (``diffmem.training``)
       summary.json              the outcome, written once training ends (``write_summary``)
       tensorboard/              TensorBoard event files (``tensorboard_writer``)
 
@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from diffmem.config import Config
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -79,8 +81,6 @@ def write_config(run_dir: str | os.PathLike, config) -> Path:
 
 def read_config(run_dir: str | os.PathLike):
     """The run's resolved configuration (a ``diffmem.config.Config``)."""
-    from diffmem.config import Config
-
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise _not_a_run(run_dir, CONFIG)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 # How many models a trace computes side by side: a population's members are vmapped, so each
-# sees its own batch while the compiled program holds all of them (diffmem.population).
+# sees its own batch while the compiled program holds all of them (diffmem.training.population).
 _MEMBERS = contextvars.ContextVar("members", default=1)
 
 

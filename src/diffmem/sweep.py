@@ -1,7 +1,7 @@
 """Sweeps: a grid of settings, each grid point a population of seeds, on this machine or on Ray.
 
 ``diffmem sweep TASK --seeds 0-9 --grid train.lr=1e-3,3e-3 --out DIR`` trains the cross product
-of the grid's values, each point as a population of the seeds (``diffmem.population``), and
+of the grid's values, each point as a population of the seeds (``diffmem.training.population``), and
 writes one table of every run. A *trial* is one population: a grid point's seeds, or a share of
 them where the points are fewer than the workers. The engines:
 
@@ -13,7 +13,7 @@ them where the points are fewer than the workers. The engines:
     DIR/
       sweep.json               the sweep's settings, trials and wall time
       results.md, .csv, .json  one row per run, written when the sweep ends
-      trials/NAME/             a trial's population directory (see diffmem.population)
+      trials/NAME/             a trial's population directory (see diffmem.training.population)
         trial.json, attempts.jsonl   what the trial trains; each attempt at it
       ray/                     Ray Tune's experiment state (the ray engine)
 
@@ -40,17 +40,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffmem import rundir
-from diffmem.config import ConfigError, apply_overrides, resolve
+from diffmem import checkpoint, rundir
+from diffmem.config import ConfigError, resolve
+from diffmem.console import PopulationConsoleReporter
+from diffmem.machine import worker_xla_flags
+from diffmem.overrides import apply_sets
+from diffmem.training.interrupt import GracefulStop, StopRequested
+from diffmem.training.population import (
+    member_configs,
+    member_names,
+    read_population,
+    train_population,
+)
+from diffmem.training.summary import machine_description
 
 SETTINGS = "sweep.json"
 TRIAL = "trial.json"
 ATTEMPTS = "attempts.jsonl"
 ENGINES = ("local", "ray")
 RETRIES = 3  # Ray: how often a trial whose worker died is started again
-# One thread per trial on a CPU: a batch-1 update cannot use a second core, and trials side by
-# side then share the cores without contending for them.
-SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={}"
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ def base_config(sweep: Sweep | dict[str, Any], point: Sequence[str] = ()):
     config = resolve(s["task"], s["model"], s["preset"])
     if s["minutes"] is not None:
         config = config.replace(train={"minutes": s["minutes"]})
-    return apply_overrides(config, list(s["sets"]))
+    return apply_sets(config, list(s["sets"]))
 
 
 def run_trial(spec: dict[str, Any], reporter=None, note: dict[str, Any] | None = None
@@ -138,9 +146,6 @@ def run_trial(spec: dict[str, Any], reporter=None, note: dict[str, Any] | None =
     """Train a trial's population, or go on with it; return its outcome (``trial_result``).
     Every attempt is recorded in ``attempts.jsonl`` (process, resumed or not, the members'
     sequences at its start, and ``note``)."""
-    from diffmem import checkpoint
-    from diffmem.population import member_configs, read_population, train_population
-
     run_dir = Path(spec["dir"])
     configs = member_configs(base_config(spec), spec["seeds"])
     members = read_population(run_dir)
@@ -174,8 +179,6 @@ def trial_result(run_dir: Path) -> dict[str, Any]:
 
 def member_summaries(run_dir: Path) -> list[dict[str, Any] | None]:
     """Each member's summary.json (None where it has none) in the population's order."""
-    from diffmem.population import read_population
-
     members = read_population(run_dir) or []
     return [rundir.read_summary(run_dir / m["dir"]) for m in members]
 
@@ -211,8 +214,6 @@ def run(sweep: Sweep, engine: str = "local", parallel: int = 1, address: str | N
 def _claim(sweep: Sweep, trials: list[Trial]) -> dict[str, Any]:
     """The sweep's record: a new one, or the one of an interrupted sweep with the same
     settings (another sweep's directory is refused)."""
-    from diffmem.train import machine_description
-
     path = sweep.out / SETTINGS
     settings = sweep.settings()
     if path.is_file():
@@ -235,14 +236,10 @@ def _local(trials: list[Trial], parallel: int, say) -> None:
     if parallel < 1:
         raise ConfigError(f"--parallel {parallel} must be at least 1")
     if parallel == 1:
-        from diffmem.console import PopulationConsoleReporter
-
         for trial in trials:
             say(f"trial {trial.name}: seeds {', '.join(map(str, trial.seeds))}")
             run_trial(trial.spec, reporter=PopulationConsoleReporter())
         return
-    from diffmem.resume import GracefulStop, StopRequested
-
     cores = list(range(os.cpu_count() or 1))
     waiting, running = list(trials), {}
     signals = GracefulStop()
@@ -290,13 +287,6 @@ def _spawn(trial: Trial, core: int, say) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def worker_xla_flags(threads: int) -> str:
-    """XLA_FLAGS for a CPU worker of ``threads`` threads, after the user's own flags."""
-    own = os.environ.get("XLA_FLAGS", "")
-    own = re.sub(r"--xla_cpu_multi_thread_eigen=\S+|intra_op_parallelism_threads=\S+", "", own)
-    return " ".join([own.strip(), SINGLE_THREAD_XLA.format(max(1, threads))]).strip()
-
-
 def worker_env(cpus_per_trial: float, gpus_per_trial: float) -> dict[str, str]:
     """The environment of every Ray worker: XLA's threads on a CPU trial (and JAX kept off a
     GPU it was not given); no preallocation of GPU memory where trials share a GPU."""
@@ -314,8 +304,6 @@ def worker_env(cpus_per_trial: float, gpus_per_trial: float) -> dict[str, str]:
 
 def _ray(trials: list[Trial], out: Path, address: str | None, cpus_per_trial: float,
          gpus_per_trial: float) -> None:
-    from diffmem.resume import StopRequested
-
     try:
         import ray
         from ray import tune
@@ -380,8 +368,6 @@ COLUMNS = ["seed", "status", "target reached", "sequences to target", "seconds t
 def collect(trials: list[Trial]) -> list[dict[str, Any]]:
     """One row per run of every trial, by grid point and seed: its grid values, seed and
     outcome (a run that did not finish says so)."""
-    from diffmem.population import member_names
-
     points = list(dict.fromkeys(t.point for t in trials))  # in the grid's order
     keyed = []
     for trial in trials:
@@ -507,8 +493,6 @@ def _cell(key: str, value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """A local worker: ``python -m diffmem.sweep DIR/trials/NAME/trial.json``."""
-    from diffmem.console import PopulationConsoleReporter
-
     argv = sys.argv[1:] if argv is None else argv
     spec = json.loads(Path(argv[0]).read_text())
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task, parse_int, positive_int, upper_limit
+from diffmem.tasks.base import Batch, Task, parse_int, positive_int
 
 
 class AssociativeRecall(Task):
@@ -51,12 +51,8 @@ class AssociativeRecall(Task):
     def memory_needed(self, size: dict[str, Any] | None = None) -> int:
         return ((size or {}).get("items") or self.max_items) * self.item_steps
 
-    has_curriculum = True
-
-    def sample(self, key: jax.Array, batch_size: int, items: int | None = None,
-               difficulty: jax.Array | float | None = None) -> Batch:
-        """``items=k`` fixes the number of items; None draws it from the training range (up to
-        ``upper_limit`` at ``difficulty``, if given)."""
+    def sample(self, key: jax.Array, batch_size: int, items: int | None = None) -> Batch:
+        """``items=k`` fixes the number of items; None draws it from the training range."""
         if items is not None:
             items = positive_int(items, "associative-recall items")
             if items < 2:
@@ -64,8 +60,7 @@ class AssociativeRecall(Task):
         key_k, key_j, key_bits = jax.random.split(key, 3)
         max_k = self.max_items if items is None else items
         if items is None:
-            high = upper_limit(self.min_items, self.max_items, difficulty)
-            k = jax.random.randint(key_k, (batch_size,), self.min_items, high + 1)
+            k = jax.random.randint(key_k, (batch_size,), self.min_items, self.max_items + 1)
         else:
             k = jnp.full((batch_size,), items)
         j = jax.random.randint(key_j, (batch_size,), 0, k - 1)  # the query item, 0..k-2

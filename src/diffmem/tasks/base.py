@@ -8,8 +8,9 @@ from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-from diffmem import programs
+from diffmem import losses, programs
 
 
 class Batch(NamedTuple):
@@ -43,12 +44,8 @@ class Task(abc.ABC):
     # Sizes beyond the training range that every validation point also checks, each with the
     # largest fraction of wrong bits at which the model still counts as generalising there.
     # Training keeps the checkpoint that does best on them and, stopping early, trains on
-    # past the target until all of them pass (diffmem.train). Empty: the task has none.
+    # past the target until all of them pass (diffmem.training). Empty: the task has none.
     generalisation_check: tuple[tuple[dict[str, Any], float], ...] = ()
-    # Whether ``sample`` takes ``difficulty``: a fraction in (0, 1] of the way from the lower
-    # to the upper limit of every control of the training range, the upper limits a
-    # curriculum (TrainConfig.curriculum) raises as training goes on.
-    has_curriculum: bool = False
     # One size beyond the training range, for memory figures and ``diffmem demo`` ({}: the
     # training distribution, for tasks without size controls).
     example_size: dict[str, Any] = {}
@@ -116,6 +113,42 @@ class Task(abc.ABC):
             raise ValueError(f"the {self.name} target is relative to the optimum; pass it")
         return optimum + self.target_bits_above_optimum
 
+    # How the outputs are scored. The paper's tasks, and every task that does not override
+    # these: each output channel is a bit, scored by its sigmoid cross-entropy (reported in
+    # bits per sequence) and by the bits that a 0.5 threshold gets wrong.
+
+    def loss(self, outputs: jax.Array, batch: Batch) -> jax.Array:
+        """The training loss of ``outputs`` (B, T, C_out) on ``batch``: the mean over the
+        batch of each sequence's loss in nats, over the steps where ``mask == 1``."""
+        return losses.loss(outputs, batch.targets, batch.mask)
+
+    def update_metrics(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+        """What every update reports (scalars, means over the batch): ``loss`` (nats),
+        ``bits`` and ``bit_errors`` per sequence, and the task's own figures."""
+        return losses.metrics(outputs, batch.targets, batch.mask)
+
+    def eval_totals(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+        """Sums over the batch that ``eval_figures`` turns into a set's figures: ``nats``,
+        ``sequences`` and the task's error counts."""
+        return {
+            "nats": jnp.sum(losses.sequence_cross_entropy(outputs, batch.targets, batch.mask)),
+            "bit_errors": jnp.sum(losses.sequence_bit_errors(outputs, batch.targets, batch.mask)),
+            "output_bits": jnp.sum(batch.mask) * batch.targets.shape[-1],
+            "sequences": jnp.asarray(batch.mask.shape[0], jnp.float32),
+        }
+
+    def eval_figures(self, totals: dict[str, float]) -> dict[str, Any]:
+        """A set's figures from its ``eval_totals`` summed over its batches: ``bits`` and
+        ``bit_errors`` per sequence, ``wrong_bit_fraction`` (what the generalisation check
+        bounds) and ``sequences``."""
+        n = totals["sequences"]
+        return {
+            "bits": totals["nats"] / losses.LN2 / n,
+            "bit_errors": totals["bit_errors"] / n,
+            "wrong_bit_fraction": totals["bit_errors"] / max(totals["output_bits"], 1.0),
+            "sequences": int(n),
+        }
+
     def max_steps(self, **sizes: Any) -> int:
         """T of a batch sampled with these sizes (the padded sequence length)."""
         shapes = jax.eval_shape(lambda key: self.sample(key, 1, **sizes), jax.random.key(0))
@@ -131,15 +164,6 @@ def parse_int(text: str, minimum: int, message: str) -> int:
     if number < minimum:
         raise ValueError(message)
     return number
-
-
-def upper_limit(low: int, high: int, difficulty: jax.Array | float | None) -> jax.Array | int:
-    """The upper limit of a training-range control at ``difficulty`` (None: ``high``): from
-    ``low`` at difficulty 0 to ``high`` at 1, rounded to the nearest integer."""
-    if difficulty is None:
-        return high
-    return low + jax.numpy.round(jax.numpy.clip(difficulty, 0.0, 1.0) * (high - low)).astype(
-        jax.numpy.int32)
 
 
 def positive_int(value: Any, what: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task, parse_int, positive_int, upper_limit
+from diffmem.tasks.base import Batch, Task, parse_int, positive_int
 
 
 class Copy(Task):
@@ -49,19 +49,15 @@ class Copy(Task):
     def memory_needed(self, size: dict[str, Any] | None = None) -> int:
         return (size or {}).get("length") or self.max_length
 
-    has_curriculum = True
-
-    def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
-               difficulty: jax.Array | float | None = None) -> Batch:
-        """``length=None`` draws each sequence's L from the training range (up to
-        ``upper_limit`` at ``difficulty``, if given); ``length=L`` fixes it."""
+    def sample(self, key: jax.Array, batch_size: int, length: int | None = None) -> Batch:
+        """``length=None`` draws each sequence's L from the training range; ``length=L``
+        fixes it."""
         if length is not None:
             length = positive_int(length, "copy length")
         key_len, key_bits = jax.random.split(key)
         max_len = self.max_length if length is None else length
         if length is None:
-            high = upper_limit(self.min_length, self.max_length, difficulty)
-            L = jax.random.randint(key_len, (batch_size,), self.min_length, high + 1)
+            L = jax.random.randint(key_len, (batch_size,), self.min_length, self.max_length + 1)
         else:
             L = jnp.full((batch_size,), length)
         T = 2 * max_len + 1

@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from diffmem.tasks.base import Batch, Task, positive_int, upper_limit
+from diffmem.tasks.base import Batch, Task, positive_int
 
 
 class RepeatCopy(Task):
@@ -66,12 +66,10 @@ class RepeatCopy(Task):
     def memory_needed(self, size: dict[str, Any] | None = None) -> int:
         return (size or {}).get("length") or self.max_length
 
-    has_curriculum = True
-
     def sample(self, key: jax.Array, batch_size: int, length: int | None = None,
-               repeats: int | None = None, difficulty: jax.Array | float | None = None) -> Batch:
+               repeats: int | None = None) -> Batch:
         """Fixed ``length`` and ``repeats`` where given; drawn from the training range where
-        None (up to ``upper_limit`` at ``difficulty``, if given)."""
+        None."""
         if length is not None:
             length = positive_int(length, "repeat-copy length")
         if repeats is not None:
@@ -80,13 +78,11 @@ class RepeatCopy(Task):
         max_len = self.max_length if length is None else length
         max_rep = self.max_repeats if repeats is None else repeats
         if length is None:
-            high = upper_limit(self.min_length, self.max_length, difficulty)
-            L = jax.random.randint(key_len, (batch_size,), self.min_length, high + 1)
+            L = jax.random.randint(key_len, (batch_size,), self.min_length, self.max_length + 1)
         else:
             L = jnp.full((batch_size,), length)
         if repeats is None:
-            high = upper_limit(self.min_repeats, self.max_repeats, difficulty)
-            R = jax.random.randint(key_rep, (batch_size,), self.min_repeats, high + 1)
+            R = jax.random.randint(key_rep, (batch_size,), self.min_repeats, self.max_repeats + 1)
         else:
             R = jnp.full((batch_size,), repeats)
         T = max_len + 2 + max_len * max_rep + 1
