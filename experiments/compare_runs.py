@@ -33,6 +33,9 @@ def untimed_summary(run_dir: Path) -> dict:
                if k not in UNTIMED_SUMMARY}
     if summary.get("best"):  # the best point's wall time
         summary["best"] = {k: v for k, v in summary["best"].items() if k != "seconds"}
+    if summary.get("population"):  # where a population member's population was written
+        summary["population"] = {k: v for k, v in summary["population"].items()
+                                 if k != "run_dir"}
     return summary
 
 

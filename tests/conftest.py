@@ -97,7 +97,7 @@ def _shared_run(tmp_path_factory, worker_id, name, config):
     directory, holding a lock, and the others load it from there. Tests read it; one that
     changes a run copies it first."""
     import diffmem
-    from diffmem.train import train_and_evaluate
+    from diffmem.training import train_and_evaluate
 
     if worker_id == "master":  # not under xdist
         run_dir = tmp_path_factory.mktemp(name)

@@ -85,13 +85,13 @@ def test_resuming_a_run_that_stopped_early_or_ran_out_of_time_trains_no_further(
 def test_sigterm_exits_with_its_own_code(monkeypatch):
     import signal
 
-    from diffmem import train
-    from diffmem.resume import StopRequested
+    from diffmem import training
+    from diffmem.training.interrupt import StopRequested
 
     def stopped(*args, **kwargs):
         raise StopRequested(signal.SIGTERM)
 
-    monkeypatch.setattr(train, "train_and_evaluate", stopped)
+    monkeypatch.setattr(training, "train_and_evaluate", stopped)
     assert main(["train", "copy"]) == 128 + signal.SIGTERM
 
 
@@ -122,6 +122,44 @@ def test_eval_rejects_a_bad_length(tiny_run, capsys):
     run_dir, _ = tiny_run
     assert main(["eval", str(run_dir), "--lengths", "10,abc"]) == 2
     assert "copy length 'abc' must be a positive integer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_do_not_import_jax(option):
+    code = (f"import sys\nfrom diffmem.cli import main\ntry:\n    main([{option!r}])\n"
+            "except SystemExit as stop:\n    assert stop.code == 0\n"
+            "print(sorted({'jax', 'flax', 'optax'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines()[-1] == "[]", out
+
+
+def test_version_is_pyprojects():
+    import pathlib
+    import tomllib
+
+    pyproject = pathlib.Path(__file__).parents[1] / "pyproject.toml"
+    assert diffmem.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def test_the_public_names_are_there_on_first_use():
+    for name in diffmem.__all__:
+        assert getattr(diffmem, name) is not None, name
+    assert diffmem.NTMCell.__module__ == "diffmem.ntm" and diffmem.tasks.names()
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        diffmem.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("command", ["train", "config", "sweep", "bench"])
+def test_a_commands_help_lists_the_registered_names(command, capsys):
+    from diffmem import models
+
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    out = "".join(capsys.readouterr().out.split())  # argparse wraps lines at hyphens
+    names = models.names() if command == "bench" else tasks.names()
+    assert f"oneof:{','.join(names)}" in out
 
 
 def test_module_entry_point_prints_help():

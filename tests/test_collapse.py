@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import diffmem.train
+import diffmem.training.evaluation
 from conftest import tiny
 from diffmem import checkpoint
 from diffmem.config import ConfigError, validate
 from diffmem.models import build_model
-from diffmem.population import train_population
-from diffmem.train import train_and_evaluate
+from diffmem.training import train_and_evaluate, train_population
 
 VAL_SIZE = 8  # the validation set's size, which tells its batches from the evaluation's
 
@@ -35,15 +34,15 @@ def _config(**train):
 def scripted(monkeypatch):
     """``script(bits, ...)``: the validation bits of the next log points, in order."""
     figures: list[float] = []
-    real = diffmem.train.evaluate_batches
+    real = diffmem.training.evaluation.evaluate_batches
 
-    def evaluate_batches(eval_step, params, batches):
-        result = real(eval_step, params, batches)
+    def evaluate_batches(task, eval_step, params, batches):
+        result = real(task, eval_step, params, batches)
         if figures and batches[0].inputs.shape[0] == VAL_SIZE:
             result = {**result, "bits": figures.pop(0)}
         return result
 
-    monkeypatch.setattr(diffmem.train, "evaluate_batches", evaluate_batches)
+    monkeypatch.setattr(diffmem.training.evaluation, "evaluate_batches", evaluate_batches)
     return figures.extend
 
 

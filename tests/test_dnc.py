@@ -12,10 +12,11 @@ from flax import nnx
 import diffmem
 from conftest import tiny_dnc
 from diffmem import DNC, DNCCell, DNCState, DNCTrace, models, plots, rundir
-from diffmem.config import DNC_SWITCHES, ConfigError, apply_overrides, resolve, validate
+from diffmem.config import DNC_SWITCHES, ConfigError, resolve, validate
 from diffmem.dnc import interface_sizes, split_interface
 from diffmem.models import build_model, count_parameters
-from diffmem.train import train_and_evaluate
+from diffmem.overrides import apply_sets
+from diffmem.training import train_and_evaluate
 
 B, T, C_IN, C_OUT = 2, 6, 5, 3
 H, N, W, R = 12, 10, 4, 2
@@ -312,11 +313,11 @@ def test_config_switches_must_be_booleans_and_parse_from_overrides():
     for switch in SWITCHES:
         with pytest.raises(ConfigError, match=rf"model.{switch}='yes' must be true or false"):
             validate(tiny_dnc().replace(model={switch: "yes"}))
-    config = apply_overrides(tiny_dnc(), ["model.deallocation=true", "model.link_sharpness=1"])
+    config = apply_sets(tiny_dnc(), ["model.deallocation=true", "model.link_sharpness=1"])
     assert (config.model.deallocation, config.model.link_sharpness) == (True, True)
     assert config.model.content_masking is False
     with pytest.raises(ConfigError, match="'yes' is not valid here; expected true or false"):
-        apply_overrides(tiny_dnc(), ["model.deallocation=yes"])
+        apply_sets(tiny_dnc(), ["model.deallocation=yes"])
 
 
 def test_the_registry_knows_the_dnc_has_a_memory():

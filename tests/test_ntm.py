@@ -130,21 +130,6 @@ def test_every_head_starts_focused_on_the_first_row():
         assert np.all(np.asarray(w)[..., 0] > 0.99)
 
 
-def test_gate_bias_starts_every_heads_gate_there_and_nothing_else():
-    from diffmem.ntm import split_head_params
-
-    plain, biased = tiny(read_heads=2, write_heads=3), tiny(read_heads=2, write_heads=3,
-                                                           gate_bias=-2.0)
-    cell = biased.cell
-    raw = biased.cell.head_params.bias[...] - plain.cell.head_params.bias[...]
-    R = 2
-    reads = split_head_params(raw[: R * cell.read_size].reshape(1, R, -1), 4, 1, write=False)
-    writes = split_head_params(raw[R * cell.read_size:].reshape(1, 3, -1), 4, 1, write=True)
-    for head in (reads, writes):
-        np.testing.assert_allclose(head.g, jax.nn.sigmoid(-2.0), rtol=1e-6)
-    assert np.count_nonzero(np.asarray(raw)) == 5  # the gates alone
-
-
 def test_tape_bias_starts_the_write_gates_and_their_plus_one_shift_and_nothing_else():
     from diffmem.ntm import split_head_params
 

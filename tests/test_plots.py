@@ -10,7 +10,7 @@ import diffmem
 from diffmem import plots, rundir, tasks
 from diffmem.cli import main
 from diffmem.models import build_model
-from diffmem.train import evaluate
+from diffmem.training import evaluate
 
 
 def test_memory_figure_has_a_panel_per_head_and_quantity(tiny_config, tmp_path):

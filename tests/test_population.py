@@ -13,19 +13,22 @@ from flax import nnx
 
 import diffmem
 from conftest import tiny
-from diffmem import checkpoint, population, tasks, train
+from diffmem import checkpoint, tasks
 from diffmem.cli import main
 from diffmem.config import ConfigError
 from diffmem.models import build_model
-from diffmem.population import PopulationReporter, member_configs, train_population
-from diffmem.resume import TrainState
+from diffmem.training import Reporter, loop, population
+from diffmem.training.optim import make_optimizer
+from diffmem.training.population import member_configs, train_population
+from diffmem.training.state import TrainState
+from diffmem.training.step import compile_step, data_key, make_train_step
 from test_resilience import _CopyWithNaNs, _first_poisoned_update, _nan_config
 
 
 def _state(config):
     model = build_model(config)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = train.make_optimizer(config.train)
+    tx = make_optimizer(config.train)
     zero = jnp.zeros((), jnp.int32)
     return graphdef, rest, TrainState(params, tx.init(params), zero, zero)
 
@@ -50,21 +53,20 @@ def test_members_compute_what_each_computes_alone_and_a_stopped_one_stays():
     singles, losses = [], []
     for c in configs:
         graphdef, rest, state = _state(c)
-        step = train.make_train_step(graphdef, rest, task, train.make_optimizer(c.train), 4)
+        step = make_train_step(graphdef, rest, task, make_optimizer(c.train), 4)
         for _ in range(3):
-            state, m = step(state, train.data_key(c.train.seed))
+            state, m = step(state, data_key(c.train.seed))
             losses.append(float(m["loss"]))
         singles.append(state)
 
     graphdef, rest, _ = _state(base)
     states = population.stack([_state(c)[2] for c in configs])
-    keys = jnp.stack([train.data_key(c.train.seed) for c in configs])
+    keys = jnp.stack([data_key(c.train.seed) for c in configs])
     lrs = jnp.asarray([c.train.lr for c in configs], jnp.float32)
     on = jnp.ones((2,), bool)
     # Compiled as train_population compiles it, so that the suite compiles it once.
-    step = train.compile_step(population.make_population_step(graphdef, rest, task,
-                                                              base.train, 2),
-                              states, keys, lrs, on, batch_size=4, members=2)
+    step = compile_step(population.make_population_step(graphdef, rest, task, base.train, 2),
+                        states, keys, lrs, on, batch_size=4, members=2)
     member_losses = []
     for _ in range(3):
         states, metrics = step(states, keys, lrs, on)
@@ -139,7 +141,7 @@ class _Crash(RuntimeError):
     pass
 
 
-class _StopAt(PopulationReporter):
+class _StopAt(Reporter):
     """Crashes (as a kill would: files as the last checkpoint left them) or sends SIGINT once
     the population has trained ``sequences`` sequences in all."""
 
@@ -194,9 +196,9 @@ def test_a_killed_or_interrupted_population_resumes_exactly(whole, tmp_path, how
 def test_a_member_that_stops_early_leaves_the_others_alone(whole, monkeypatch, tmp_path):
     """Member seed 0 meets its (forced) target at its second log point and stops there; seed 1
     trains on to its budget, in an update compiled for it alone, as it does beside seed 0."""
-    stop_reason = train.stop_reason
-    monkeypatch.setattr(train, "stop_reason", lambda t, loop, out: (
-        "target reached" if t.seed == 0 and loop.sequences >= 128 else stop_reason(t, loop, out)))
+    stop_reason = loop.stop_reason
+    monkeypatch.setattr(loop, "stop_reason", lambda t, state, out: (
+        "target reached" if t.seed == 0 and state.sequences >= 128 else stop_reason(t, state, out)))
     runs = train_population(member_configs(_population_config(), [0, 1]), tmp_path)
     assert [r.summary["status"] for r in runs] == ["target reached", "budget: sequences"]
     assert [r.summary["sequences"] for r in runs] == [128, SEQUENCES]

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from diffmem import programs, tasks, train
+from diffmem import programs, tasks
 from diffmem.config import RESUMABLE_TRAIN_FIELDS
+from diffmem.training import loop, step
 
 
 def test_only_the_fields_that_shape_the_update_tell_two_runs_apart(tiny_config):
@@ -15,15 +16,15 @@ def test_only_the_fields_that_shape_the_update_tell_two_runs_apart(tiny_config):
             dict(generalisation_val_size=0, tensorboard=False, on_nonfinite="stop"),
             dict(restart_after=8, restart_above=1.0), dict(collapse_above=10.0)]
     for change in same:
-        assert train.update_settings(t.__class__(**{**t.__dict__, **change})) == \
-            train.update_settings(t), change
-    other = [dict(lr=1e-4), dict(batch_size=2), dict(optimizer="rmsprop"), dict(curriculum=8),
-             dict(lr_warmup=8), dict(grad_clip=1.0), dict(grad_clip_mode="value"),
+        assert step.update_settings(t.__class__(**{**t.__dict__, **change})) == \
+            step.update_settings(t), change
+    other = [dict(lr=1e-4), dict(batch_size=2), dict(optimizer="rmsprop"), dict(grad_clip=1.0),
+             dict(grad_clip_mode="value"),
              dict(eval_every=8)]  # eval_every: the plateau rule's stretch
     for change in other:
-        assert train.update_settings(t.__class__(**{**t.__dict__, **change})) != \
-            train.update_settings(t), change
-    assert set(RESUMABLE_TRAIN_FIELDS) <= set(train._NOT_IN_UPDATE)
+        assert step.update_settings(t.__class__(**{**t.__dict__, **change})) != \
+            step.update_settings(t), change
+    assert set(RESUMABLE_TRAIN_FIELDS) <= set(step._NOT_IN_UPDATE)
 
 
 def test_fingerprints_and_task_identities_differ_where_programs_would():
@@ -52,15 +53,15 @@ def test_the_least_recently_used_programs_go_first(monkeypatch):
 def test_a_second_run_reuses_the_update_and_trains_as_a_fresh_one(tiny_config, tmp_path,
                                                                   monkeypatch):
     built = []
-    make = train.make_train_step
-    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: built.append(1) or make(*a, **k))
+    make = loop.make_train_step
+    monkeypatch.setattr(loop, "make_train_step", lambda *a, **k: built.append(1) or make(*a, **k))
     config = tiny_config.replace(train=dict(sequences=16, eval_every=16))
-    train.train_and_evaluate(config, tmp_path / "first")
-    reused = train.train_and_evaluate(config.replace(train=dict(seed=3)), tmp_path / "second")
+    loop.train_and_evaluate(config, tmp_path / "first")
+    reused = loop.train_and_evaluate(config.replace(train=dict(seed=3)), tmp_path / "second")
     kept = len(built)
     assert kept <= 1  # none where an earlier test of this process trained tiny_config
     monkeypatch.setattr(programs, "_programs", programs.OrderedDict())  # nothing kept
-    fresh = train.train_and_evaluate(config.replace(train=dict(seed=3)), tmp_path / "third")
+    fresh = loop.train_and_evaluate(config.replace(train=dict(seed=3)), tmp_path / "third")
     assert len(built) == kept + 1
     for x, y in zip(jax.tree.leaves(nnx.state(reused.model, nnx.Param)),
                     jax.tree.leaves(nnx.state(fresh.model, nnx.Param))):

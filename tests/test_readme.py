@@ -26,7 +26,7 @@ def test_ci_runs_the_readmes_test_command():
 
 
 def test_readmes_python_example_runs(tmp_path, tiny_config):
-    from diffmem.train import train_and_evaluate
+    from diffmem.training import train_and_evaluate
 
     train_and_evaluate(tiny_config.replace(train=dict(sequences=4)), tmp_path / "run")
     text = (ROOT / "README.md").read_text()

@@ -19,7 +19,7 @@ from diffmem import checkpoint, tasks
 from diffmem.cli import main
 from diffmem.config import resolve
 from diffmem.tasks.copy import Copy
-from diffmem.train import Reporter, train_and_evaluate
+from diffmem.training import Reporter, train_and_evaluate
 
 # A tiny copy run with 25 log points (a checkpoint every 4 updates), so that a signal sent
 # after the first few log points lands mid-run, between log points.
@@ -203,7 +203,7 @@ class _InterruptAfter(Reporter):
     def __init__(self, sequences):
         self.at, self.seen = sequences, 0
 
-    def start(self, config, parameters, sequences, compile_seconds, seconds=0.0):
+    def start(self, configs, names, parameters, sequences, compile_seconds, seconds=0.0):
         self.seen = sequences
 
     def advance(self, sequences):
@@ -295,7 +295,7 @@ def test_a_model_called_with_the_wrong_input_width_says_what_it_expected(tiny_ru
 
 
 def test_a_sigint_the_caller_ignores_stays_ignored():
-    from diffmem.resume import GracefulStop
+    from diffmem.training.interrupt import GracefulStop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # restored by ctrl_c_acts
     stop = GracefulStop()
@@ -303,3 +303,19 @@ def test_a_sigint_the_caller_ignores_stays_ignored():
     assert signal.getsignal(signal.SIGTERM) == stop._handle
     stop.restore()
     assert signal.getsignal(signal.SIGTERM) is not stop._handle
+
+
+def test_a_second_trainer_of_a_busy_run_directory_is_refused_and_the_first_goes_on(
+        uninterrupted, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    process = _start(run_dir)
+    _wait_for_log_points(process, run_dir, 3)
+    for argv in (["train", "--resume", str(run_dir)],
+                 ["train", "copy", *TINY, "--run-dir", str(run_dir)]):
+        assert main(argv) == 2
+        out = " ".join(capsys.readouterr().out.split())
+        assert "error:" in out and "Traceback" not in out
+        assert f"{run_dir} is being trained by process {process.pid}" in out
+    assert process.wait(timeout=300) == 0, process.stdout.read()
+    _assert_same_run(uninterrupted, run_dir)  # the first run, unharmed
+    assert main(["train", "--resume", str(run_dir)]) == 0  # free again once it ended

@@ -13,8 +13,8 @@ from conftest import tiny
 from diffmem import checkpoint
 from diffmem.config import ConfigError, validate
 from diffmem.models import build_model
-from diffmem.population import train_population
-from diffmem.train import restart_key, train_and_evaluate
+from diffmem.training import train_and_evaluate, train_population
+from diffmem.training.recovery import restart_key
 
 
 def _config(**train):
@@ -104,7 +104,9 @@ def test_each_member_of_a_population_restarts_from_weights_of_its_own_seed(tmp_p
         _assert_fresh_start(member, config, 2)
 
 
-@pytest.mark.parametrize("above", [0, -1.0, float("nan"), "high", True])
-def test_restart_after_needs_a_level_above_zero(above):
-    with pytest.raises(ConfigError, match=r"train\.restart_above=.*restart_after=16"):
+@pytest.mark.parametrize("above, message", [
+    (0, "restart_after=16"), (-1.0, "restart_after=16"), (float("nan"), "restart_after=16"),
+    ("high", "must be a number"), (True, "must be a number")])  # types are checked first
+def test_restart_after_needs_a_level_above_zero(above, message):
+    with pytest.raises(ConfigError, match=rf"train\.restart_above=.*{message}"):
         validate(tiny().replace(train=dict(restart_after=16, restart_above=above)))

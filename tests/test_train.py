@@ -7,18 +7,15 @@ import pytest
 from flax import nnx
 
 import diffmem
-import diffmem.train as train_module
+import diffmem.training.loop as loop_module
 from diffmem import checkpoint, rundir, tasks
 from diffmem.models import build_model
 from diffmem.tasks.copy import Copy
-from diffmem.train import (
-    TrainState,
-    learning_rate,
-    make_optimizer,
-    make_train_step,
-    rank,
-    train_and_evaluate,
-)
+from diffmem.training import train_and_evaluate
+from diffmem.training.evaluation import rank
+from diffmem.training.optim import learning_rate, make_optimizer
+from diffmem.training.state import TrainState
+from diffmem.training.step import make_train_step
 
 
 def _state(config):
@@ -48,19 +45,6 @@ def test_short_training_on_short_copies_drives_the_loss_down(tiny_config):
         losses.append(float(m["bits"]))
     # Chance is 1 bit per output bit (16 bits per sequence here); the run must beat it clearly.
     assert np.mean(losses[-20:]) < 0.75 * np.mean(losses[:20]), (losses[:5], losses[-5:])
-
-
-def test_a_curriculum_starts_at_the_shortest_sequences_and_reaches_the_whole_range(
-        tiny_config):
-    graphdef, rest, tx, state = _state(tiny_config)
-    step = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4, curriculum=400)
-    _, first = step(state, jax.random.key(0))
-    assert float(first["output_bits"]) == 8  # length 1 (the lower limit): 8 output bits
-    late = state._replace(step=jnp.asarray(99, jnp.int32))  # sequences 397-400: difficulty 1
-    _, m = step(late, jax.random.key(0))
-    _, plain = make_train_step(graphdef, rest, tasks.get("copy"), tx, 4)(late,
-                                                                          jax.random.key(0))
-    assert float(m["output_bits"]) == float(plain["output_bits"]) > 8
 
 
 def test_batches_are_a_function_of_seed_and_step(tiny_config):
@@ -141,7 +125,7 @@ def test_resuming_writes_the_best_model_again_from_the_last_checkpoint(tiny_run,
 def test_the_model_kept_is_the_best_points_not_the_last(tmp_path, tiny_config, monkeypatch):
     # A ranking under which every point is worse than the one before: the first is the best.
     places = iter(range(100))
-    monkeypatch.setattr(train_module, "rank", lambda *args: [float(next(places))])
+    monkeypatch.setattr(loop_module, "rank", lambda *args: [float(next(places))])
     run = train_and_evaluate(tiny_config, tmp_path)
     lines = rundir.read_metrics(tmp_path)
     assert run.summary["best"]["sequences"] == lines[0]["sequences"] == 16
@@ -236,16 +220,6 @@ def test_the_rate_falls_when_the_training_loss_stops_improving(tiny_config):
     assert rates[-1] == pytest.approx(2e-4)  # halved, halved again, then held at lr_min
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     assert 5e-4 in [pytest.approx(r) for r in rates]
-
-
-def test_the_warm_up_rises_linearly_to_the_rate_and_the_decay_counts_from_its_end(
-        tiny_config):
-    t = tiny_config.train.__class__(batch_size=8, lr=1e-3, lr_warmup=80)  # 10 updates
-    assert [learning_rate(t, None, s) for s in (0, 4, 9, 10, 500)] == pytest.approx(
-        [1e-4, 5e-4, 1e-3, 1e-3, 1e-3])  # update s at lr * (s + 1) / 10
-    t = t.__class__(batch_size=8, lr=1e-3, lr_warmup=80, lr_half_life=80, lr_min=1e-5)
-    assert [learning_rate(t, None, s) for s in (9, 20, 30)] == pytest.approx(
-        [1e-3, 5e-4, 2.5e-4])
 
 
 def test_a_run_logs_its_learning_rate_and_tensorboard_can_be_off(tmp_path, tiny_config):

@@ -10,7 +10,8 @@ import diffmem
 from diffmem import tasks
 from diffmem.config import resolve
 from diffmem.report import write_report
-from diffmem.train import make_train_step, train_and_evaluate
+from diffmem.training import train_and_evaluate
+from diffmem.training.step import make_train_step
 from test_train import _state
 
 TASK_SIZES = {
