@@ -123,7 +123,7 @@ class TrainConfig:
     # with a fresh optimiser and rate schedule, at the first log point at least restart_after
     # sequences after the last start where validation is still above restart_above bits per
     # sequence and the target was never met: a plateau that some initialisations never leave
-    # (0: off). Batches and the curriculum go on where they were.
+    # (0: off). Batches go on where they were.
     restart_after: int = 0
     restart_above: float = 0.0
     # At a log point whose validation is more than collapse_above bits per sequence above the

@@ -142,9 +142,6 @@ def set_up(configs: Sequence[Config], dirs: Sequence[Path], resume: bool, report
                 tensorboard=rundir.tensorboard_writer(d, c, loop.sequences if resume else None),
                 extra=population and {"population": population})
         for c, d, loop in zip(configs, dirs, loops)]
-    for loop in loops:
-        loop.log_time = time.perf_counter()
-        loop.log_sequences = loop.sequences - len(loop.pending) * config.train.batch_size
     return Setup(task, graphdef, rest, loops, sessions, count_parameters(models[0]), home)
 
 
@@ -237,8 +234,9 @@ def train_loop(setup: Setup, stepper: Stepper, compile_seconds: float) -> list[R
             f"The optimal predictor scores {optimum:.2f} bits per sequence on the "
             f"{t.val_size:,} validation sequences; the target is "
             f"{sessions[0].validation.target:.2f}.")
-    # Runs stopped before this attempt keep their summaries; the others are summarised as
-    # they stop.
+    for loop in loops:  # after compiling, so that the first log point's speed is honest
+        loop.log_time = time.perf_counter()
+        loop.log_sequences = loop.sequences - len(loop.pending) * t.batch_size
     runs: list[Run | None] = [None] * len(loops)
 
     def finish(k: int, status: str) -> None:
@@ -247,7 +245,9 @@ def train_loop(setup: Setup, stepper: Stepper, compile_seconds: float) -> list[R
     try:
         with interruptible(loops, sessions, stops, setup.home) as signals:
             for k, stop in enumerate(stops):
-                summary = rundir.read_summary(sessions[k].run_dir)
+                # A population's members that stopped before this attempt keep their
+                # summaries; a single run stopped before is summarised again.
+                summary = rundir.read_summary(sessions[k].run_dir) if sessions[k].extra else None
                 if stop is not None and summary is not None:
                     runs[k] = Run(best_model(loops[k], setup), summary)
                 elif stop is not None:
@@ -457,7 +457,9 @@ def interruptible(loops: list[LoopState], sessions: list[Session], stops: list[s
         # bookkeeping; the checkpoint of the last log point stays, and a resumed run redoes the
         # updates since, exactly.
         reporter.stop()
-        reporter.message(f"Interrupted; the checkpoint of the last log point stays. {resume}")
+        at = (f"the checkpoint at {loops[0].rollback.sequences:,} sequences stays"
+              if len(loops) == 1 else "each run's checkpoint of its last log point stays")
+        reporter.message(f"Interrupted; {at}. {resume}")
         raise
     finally:
         signals.restore()

@@ -170,33 +170,39 @@ def train_population(
     if resume and read_population(run_dir) is None:
         raise checkpoint.CheckpointError(f"{run_dir} holds no population ({POPULATION}) to "
                                          "resume")
-    with held([run_dir, *dirs]):
-        _claim(run_dir, configs, names, resume)
-        setup = set_up(configs, dirs, resume, reporter or Reporter(), started, home=run_dir,
-                       population={"run_dir": str(run_dir), "members": len(configs)})
-        compile_start = time.perf_counter()
-        steps = Steps(setup, configs)
-        compile_seconds = time.perf_counter() - compile_start
-        return train_loop(setup, steps, compile_seconds)
-
-
-def _claim(run_dir: Path, configs: list[Config], names: list[str], resume: bool) -> None:
-    """Write population.json for a fresh population, or check a resumed one's."""
+    reporter = reporter or Reporter()
     members = [{"dir": n, "seed": c.train.seed, "lr": c.train.lr}
                for n, c in zip(names, configs)]
+    # The population's directory first, and its members' only once it may be claimed, so that
+    # a refused population creates nothing.
+    with held([run_dir]) as notes:
+        _check_claim(run_dir, members, resume)
+        with held(dirs) as member_notes:
+            for note in notes + member_notes:
+                reporter.message(note)
+            if not resume:
+                rundir.write_json(run_dir / POPULATION,
+                                  {"task": configs[0].task, "members": members})
+            setup = set_up(configs, dirs, resume, reporter, started, home=run_dir,
+                           population={"run_dir": str(run_dir), "members": len(configs)})
+            compile_start = time.perf_counter()
+            steps = Steps(setup, configs)
+            compile_seconds = time.perf_counter() - compile_start
+            return train_loop(setup, steps, compile_seconds)
+
+
+def _check_claim(run_dir: Path, members: list[dict[str, Any]], resume: bool) -> None:
+    """Refuse a fresh population where one is already, and a resumed one whose members differ
+    from those listed in its population.json."""
     listed = read_population(run_dir)
-    if resume:
-        if listed != members:
-            raise checkpoint.CheckpointError(
-                f"{run_dir / POPULATION} lists other members than the ones to resume: "
-                f"{listed}; resume with the population's own settings")
-        return
-    if listed is not None:
+    if resume and listed != members:
+        raise checkpoint.CheckpointError(
+            f"{run_dir / POPULATION} lists other members than the ones to resume: "
+            f"{listed}; resume with the population's own settings")
+    if not resume and listed is not None:
         raise checkpoint.CheckpointError(
             f"{run_dir} already holds a population ({POPULATION}); pass --resume to continue "
             "it or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_json(run_dir / POPULATION, {"task": configs[0].task, "members": members})
 
 
 class Steps:

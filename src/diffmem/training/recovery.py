@@ -17,7 +17,7 @@ What a rule does is recorded in the loop's state (``rollbacks``, ``restarts``,
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 from flax import nnx
@@ -153,9 +153,3 @@ def rules(config: Config) -> list[Rule]:
     if t.collapse_above is not None:
         out.append(ReturnToBest(config, t.collapse_above))
     return out
-
-
-def describe(rules: list[Rule]) -> list[dict[str, Any]]:
-    """The rules by name and settings, for messages and records."""
-    return [{"rule": type(r).__name__, **{k: v for k, v in vars(r).items() if k != "config"}}
-            for r in rules]
