@@ -8,7 +8,7 @@ Differentiable Neural Computer) in JAX.
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
 NTM), ``dnc_addressing`` (the DNC's allocation, links and read modes), ``dnc`` (DNCCell, DNC),
-``lstm`` (the paper's LSTM baseline), ``models`` (the registry of model kinds),
+``lstm`` (the paper's LSTM baseline: LSTMCell, LSTM), ``models`` (the registry of model kinds),
 ``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``,
 ``training`` (the training loop), ``machine`` (XLA's settings for this machine), ``rundir`` (a
 run directory's files), ``plots`` (the paper's figures), ``report`` (an HTML page per run),
@@ -22,27 +22,28 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.20.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
+__version__ = "0.21.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
 
 # The public names and the modules that define them. They are imported on first use (PEP 562),
 # so that `import diffmem.cli`, and with it `diffmem --version`, does not start JAX.
 _EXPORTS = {
     "DNC": "diffmem.dnc", "DNCCell": "diffmem.dnc", "DNCState": "diffmem.dnc",
-    "DNCTrace": "diffmem.dnc", "LSTM": "diffmem.lstm", "NTM": "diffmem.ntm",
-    "NTMCell": "diffmem.ntm", "NTMState": "diffmem.ntm", "Trace": "diffmem.ntm",
+    "DNCTrace": "diffmem.dnc", "LSTM": "diffmem.lstm", "LSTMCell": "diffmem.lstm",
+    "NTM": "diffmem.ntm", "NTMCell": "diffmem.ntm", "NTMState": "diffmem.ntm",
+    "Trace": "diffmem.ntm",
     "build_model": "diffmem.models", "load": "diffmem.trained",
     "train_and_evaluate": "diffmem.training", "train_population": "diffmem.training",
     "load_pretrained": "diffmem.demo",
 }
 
-__all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "NTM", "NTMCell", "NTMState",
-           "Trace", "build_model", "load", "load_pretrained", "train_and_evaluate",
-           "train_population", "__version__"]
+__all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "LSTMCell", "NTM", "NTMCell",
+           "NTMState", "Trace", "build_model", "load", "load_pretrained",
+           "train_and_evaluate", "train_population", "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from diffmem.demo import load_pretrained
     from diffmem.dnc import DNC, DNCCell, DNCState, DNCTrace
-    from diffmem.lstm import LSTM
+    from diffmem.lstm import LSTM, LSTMCell
     from diffmem.models import build_model
     from diffmem.ntm import NTM, NTMCell, NTMState, Trace
     from diffmem.trained import load

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from diffmem.machine import one_thread_per_process
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _current_folder_on_path()
     try:
         return args.func(args)
     except KeyboardInterrupt as stop:  # the training loop saved and said how to resume
@@ -31,6 +33,18 @@ def main(argv: list[str] | None = None) -> int:
 
         error(str(err))
         return 2
+
+
+def _current_folder_on_path() -> None:
+    """Let a task spec ``module:Attr`` name a module in the current folder, as ``python -m``
+    does (after the installed packages, which it cannot hide)."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
+
+
+# The task argument's help, after the registered names.
+_OWN_TASK = "or your own as MODULE:ATTR (a Task class or function), or --data FILE.npz"
 
 
 class _Command(argparse.ArgumentParser):
@@ -66,9 +80,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a task", options=_train_options,
-                       description="Train a model on a task; `diffmem config TASK` shows the "
-                       "settings it will use (diffmem.presets).")
+    p = sub.add_parser("train", help="train a model on a task or on your arrays",
+                       options=_train_options,
+                       description="Train a model on a task, or on your own arrays (--data, "
+                       "docs/your-data.md); `diffmem config TASK` shows the settings it will "
+                       "use (diffmem.presets).")
     p.set_defaults(func=_train)
 
 
@@ -78,7 +94,15 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     from diffmem.ntm import MEMORY_INITS
     from diffmem.presets import DEFAULT_MODELS
 
-    p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("task", nargs="?", help=f"one of: {', '.join(tasks.names())}; {_OWN_TASK}")
+    p.add_argument("--data", metavar="FILE.npz", help="train on your own arrays instead of a "
+                   "task: inputs (N, T, C) and targets (N, T, K) bits or (N, T) classes, "
+                   "optionally mask and lengths (docs/your-data.md)")
+    p.add_argument("--val-fraction", type=float, metavar="F", help="with --data: the part of "
+                   "the sequences held out for validation (default 0.1, the same ones for "
+                   "every run)")
+    p.add_argument("--val-data", metavar="FILE2.npz", help="with --data: a file of held-out "
+                   "sequences, instead of holding out part of FILE.npz")
     chosen = set(DEFAULT_MODELS.values())
     defaults = (chosen.pop() if len(chosen) == 1 else
                 "; ".join(f"{m} for {t}" for t, m in DEFAULT_MODELS.items()))
@@ -101,7 +125,8 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                    help="do not write TensorBoard event files (RUN_DIR/tensorboard)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="any configuration field, e.g. --set model.memory_rows=64 (repeatable)")
-    p.add_argument("--run-dir", help="where to write the run (default: runs/TASK-MODEL-TIME)")
+    p.add_argument("--run-dir", help="where to write the run (default: runs/TASK-MODEL-TIME; "
+                   "with --data, the file's name for TASK)")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run saved in RUN_DIR (only budgets and the fields listed in "
                    "diffmem.config.RESUMABLE_TRAIN_FIELDS may change)")
@@ -122,7 +147,8 @@ def _sweep_options(p: argparse.ArgumentParser) -> None:
     from diffmem import tasks
     from diffmem.config import preset_names
 
-    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}; or your own as "
+                   "MODULE:ATTR or npz:FILE.npz")
     p.add_argument("--model", help="default: the task's default model")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
     p.add_argument("--seeds", default="0-9", help="the seeds of every grid point (default 0-9)")
@@ -158,7 +184,8 @@ def _config_options(p: argparse.ArgumentParser) -> None:
     from diffmem import models, tasks
     from diffmem.config import preset_names
 
-    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}")
+    p.add_argument("task", help=f"one of: {', '.join(tasks.names())}; or your own as "
+                   "MODULE:ATTR or npz:FILE.npz")
     p.add_argument("--model", help=f"one of: {', '.join(models.names())} (default: the task's, "
                    "as for train)")
     p.add_argument("--preset", default="default", help=f"one of: {', '.join(preset_names())}")
@@ -171,9 +198,12 @@ def _add_eval(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--sizes", "--lengths", dest="sizes",
                    help="comma-separated sizes: copy lengths (10,20,120), repeat-copy "
-                   "LENGTHxREPEATS (20x10,10x20), associative-recall items (6,12,20); "
-                   "default: the task's generalisation set")
-    p.add_argument("--count", type=int, default=256, help="sequences per size (default 256)")
+                   "LENGTHxREPEATS (20x10,10x20), associative-recall items (6,12,20), a "
+                   "data run's split (train, val); default: the task's generalisation set (a "
+                   "data run: every held-out sequence)")
+    p.add_argument("--count", type=int, help="sequences per size (default 256)")
+    p.add_argument("--data", metavar="FILE.npz", help="score every sequence of a file of "
+                   "arrays instead (as for train --data; its sizes must fit the run's model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_eval)
 
@@ -324,22 +354,23 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError("--seeds and several rates cannot change a resumed run")
         if args.seed is not None and args.seeds:
             raise ValueError("give --seed for one run or --seeds for a population, not both")
+    task = _train_task(args)
     if args.resume:
         _check_resumable(args, changes)
         run_dir = Path(args.resume)
         config = Config.from_dict(checkpoint.read_header(run_dir / checkpoint.FILENAME)["config"])
-        if args.task and args.task != config.task:
-            raise ValueError(f"{run_dir} is a {config.task!r} run, not {args.task!r}")
+        if task and task != config.task:
+            raise ValueError(f"{run_dir} is a {config.task!r} run, not {task!r}")
     else:
-        if not args.task:
-            raise ValueError("name a task to train, e.g. `diffmem train copy`, or pass --resume")
-        config = resolve(args.task, args.model, args.preset)
+        if not task:
+            raise ValueError("name a task to train, e.g. `diffmem train copy`, or give "
+                             "--data FILE.npz, or pass --resume")
+        config = resolve(task, args.model, args.preset)
     model = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("model.")}
     train = {f.split(".")[1]: v for f, v in changes.items() if f.startswith("train.")}
     config = apply_sets(config.replace(model=model, train=train), sets)
     if not args.resume:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.run_dir or f"runs/{config.task}-{config.model.kind}-{stamp}")
+        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(config)
     _warn_capacity(config)
     if args.seeds or rates:
         seeds = parse_seeds(args.seeds) if args.seeds else [config.train.seed]
@@ -348,6 +379,47 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     train_and_evaluate(config, run_dir, resume=bool(args.resume), reporter=ConsoleReporter())
     return 0
+
+
+def _train_task(args: argparse.Namespace) -> str | None:
+    """The task spec that ``diffmem train`` was given: the task argument, or the spec of
+    ``--data`` (None: neither)."""
+    from diffmem.tasks import arrays
+
+    if args.data is None:
+        if args.val_fraction is not None or args.val_data is not None:
+            raise ValueError("--val-fraction and --val-data go with --data FILE.npz")
+        return _task_spec(args.task)
+    if args.task:
+        raise ValueError(f"give a task ({args.task}) or --data {args.data}, not both")
+    if args.val_fraction is not None and args.val_data is not None:
+        raise ValueError("give --val-fraction or --val-data, not both: every sequence of "
+                         "the --val-data file is held out")
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction {args.val_fraction:g} must be between 0 and 1 "
+                         "(exclusive), e.g. 0.1: the part of the sequences held out")
+    return arrays.spec(args.data, args.val_fraction, args.val_data)
+
+
+def _task_spec(text: str | None) -> str | None:
+    """A task as given on the command line, a file's paths made absolute (``npz:FILE``), so
+    that its runs are found from any folder."""
+    if text is None or not text.startswith("npz:"):
+        return text
+    from diffmem.tasks import arrays
+
+    options = arrays.parse_spec(text)
+    return arrays.spec(options["path"], options.get("val_fraction"), options.get("val_data"))
+
+
+def _default_run_dir(config) -> Path:
+    """runs/TASK-MODEL-TIME, TASK the name of a task not registered (for a file: its stem)."""
+    from diffmem import tasks
+
+    name = config.task
+    if name not in tasks.names():
+        name = re.sub(r"[^A-Za-z0-9_.+-]", "-", tasks.get(name).name)
+    return Path(f"runs/{name}-{config.model.kind}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -366,7 +438,8 @@ def _sweep(args: argparse.Namespace) -> int:
     parts = max(1, args.parallel // points) if args.engine == "local" else 1
     if args.engine == "local":  # trials in this process, or in processes that inherit it
         one_thread_per_process()
-    spec = sweep.Sweep(args.task, Path(args.out), tuple(seeds), args.model, args.preset,
+    spec = sweep.Sweep(_task_spec(args.task), Path(args.out), tuple(seeds), args.model,
+                       args.preset,
                        tuple(args.set), grid, args.minutes, min(parts, len(seeds)))
     try:
         rows = sweep.run(spec, args.engine, args.parallel, args.address, args.cpus_per_trial,
@@ -385,7 +458,7 @@ def _config(args: argparse.Namespace) -> int:
     from diffmem.config import describe, resolve
     from diffmem.overrides import apply_sets
 
-    config = apply_sets(resolve(args.task, args.model, args.preset), args.set)
+    config = apply_sets(resolve(_task_spec(args.task), args.model, args.preset), args.set)
     print(json.dumps(describe(config), indent=2))
     return 0
 
@@ -400,7 +473,10 @@ def _check_resumable(args: argparse.Namespace, changes: dict[str, Any]) -> None:
     fixed = [flags[field] for field in changes if field not in resumable]
     fixed += [flag for flag, given in (("--model", args.model is not None),
                                        ("--preset", args.preset != "default"),
-                                       ("--run-dir", args.run_dir is not None)) if given]
+                                       ("--run-dir", args.run_dir is not None),
+                                       ("--data", args.data is not None),
+                                       ("--val-fraction", args.val_fraction is not None),
+                                       ("--val-data", args.val_data is not None)) if given]
     fixed += [f"--set {item}" for item in args.set
               if item.partition("=")[0].strip() not in resumable]
     if fixed:
@@ -415,23 +491,57 @@ def _eval(args: argparse.Namespace) -> int:
     import diffmem
     from diffmem import tasks
     from diffmem.console import console, eval_table
+    from diffmem.tasks import arrays
     from diffmem.training import evaluate
+    from diffmem.training.evaluation import EVALUATION_SEED
 
-    if args.count < 1:
-        raise ValueError(f"--count {args.count} must be a positive integer")
+    if args.data is not None and (args.sizes is not None or args.count is not None):
+        raise ValueError("--data scores every sequence of the file: leave out --sizes and "
+                         "--count")
+    count = 256 if args.count is None else args.count
+    if count < 1:
+        raise ValueError(f"--count {count} must be a positive integer")
     model, config = diffmem.load(args.run_dir)
     task = tasks.get(config.task)
+    if args.data is not None:
+        return _eval_file(args, model, config, arrays.file_task(args.data, task))
+    if args.sizes is None and task.validation_set(count, EVALUATION_SEED) is not None:
+        return _eval_file(args, model, config, task)  # its held-out set, all of it
     if args.sizes is not None:
         sizes = [task.parse_size(v.strip()) for v in args.sizes.split(",")]
     else:
         sizes = list(task.eval_sizes)
     _warn_capacity(config, sizes)
-    rows = evaluate(model, task, sizes, count=args.count)
+    rows = evaluate(model, task, sizes, count=count)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    console.print(eval_table(rows, f"{config.task}, {config.model.kind}: {args.count} "
+    console.print(eval_table(rows, f"{config.task}, {config.model.kind}: {count} "
                                    "fixed, seeded sequences per size"))
+    return 0
+
+
+def _eval_file(args: argparse.Namespace, model, config, scorer) -> int:
+    """The run's model on every sequence of ``scorer``'s held-out set: a file given with
+    ``--data`` (``arrays.file_task``), or the held-out set of the run's own task."""
+    from flax import nnx
+
+    from diffmem.console import console, eval_table
+    from diffmem.training.evaluation import EVALUATION_SEED, evaluate_batches, make_eval_step
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    batches = scorer.validation_set(config.train.eval_count, EVALUATION_SEED)
+    figures = evaluate_batches(scorer, make_eval_step(graphdef, rest, scorer), params, batches)
+    if args.data is not None:
+        path = scorer.split("val")[0].path
+        size, label, what = {"data": str(path)}, path.name, f"every sequence of {path}"
+    else:
+        size, label, what = {"split": "val"}, "held-out set", "every held-out sequence"
+    rows = [{"size": size, "label": label, **figures}]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    console.print(eval_table(rows, f"{config.task}, {config.model.kind}: {what}"))
     return 0
 
 

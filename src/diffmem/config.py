@@ -203,8 +203,7 @@ def resolve(task: str, model: str | None = None, preset: str = "default") -> Con
     """The configuration for a task, model kind (None: the task's default model, see
     ``default_model``) and preset, before command-line overrides: the dataclass defaults
     changed by the preset's row in ``diffmem.presets.PRESETS``."""
-    if task not in tasks.names():
-        raise ConfigError(f"unknown task {task!r}; the tasks are: {', '.join(tasks.names())}")
+    _check_task(task)
     model = default_model(task) if model is None else model
     _check_model(model)
     if preset not in presets.PRESET_NAMES:
@@ -284,9 +283,7 @@ def validate(config: Config) -> Config:
 
     The model's own arguments (sizes, shifts, tapes, the initial memory) are checked by its
     constructor, run here on shapes alone; this function checks the rest."""
-    if config.task not in tasks.names():
-        raise ConfigError(
-            f"unknown task {config.task!r}; the tasks are: {', '.join(tasks.names())}")
+    _check_task(config.task)
     _check_model(config.model.kind)
     for section in ("model", "train"):
         _check_types(section, getattr(config, section))
@@ -377,6 +374,17 @@ def _check_model_fields(m: ModelConfig) -> None:
                 f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
                 f"not depend on the number of memory rows, such as the DNC; the {m.kind} is "
                 f"evaluated on the memory it was trained with: set it to none")
+
+
+def _check_task(task: Any) -> None:
+    """A registered task name or a task spec that builds (``diffmem.tasks.get``): a spec's
+    module is imported, a file of arrays read and checked, once."""
+    if not isinstance(task, str):
+        raise ConfigError(f"task={task!r} must be a task name or spec, e.g. copy")
+    try:
+        tasks.get(task)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_model(kind: str) -> None:

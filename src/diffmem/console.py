@@ -275,21 +275,28 @@ def summary_table(s: dict[str, Any]) -> Table:
     table.add_column(justify="right", style="bold")
     table.add_column()
     first = s["first_below_target"]
+    target = (f"target < {s['target_bits']:.4g}: "
+              f"{'reached' if s['reached_target'] else 'NOT reached'}"
+              if s["target_bits"] > 0 else "no target: trained for its budget")
     rows = [
         ("sequences", f"{s['sequences']:,} ({s['steps']:,} updates)"),
         ("time", f"{s['train_seconds']:.1f} s, compilation ({s['compile_seconds']:.1f} s) "
                  "included"),
-        ("validation bits / seq", f"{v['bits']:.4f} (target < {s['target_bits']:.4g}: "
-                                   f"{'reached' if s['reached_target'] else 'NOT reached'})"),
+        ("validation bits / seq", f"{v['bits']:.4f} ({target})"),
     ]
+    if "accuracy" in v:
+        rows.append(("validation accuracy", f"{100 * v['accuracy']:.3f}% of the scored steps "
+                                            f"of {v['sequences']:,} sequences"))
     if "optimal_bits" in v:
         rows.append(("optimal predictor", f"{v['optimal_bits']:.4f} bits / seq on the same "
                                           f"{v['sequences']:,} sequences"))
     rows += [
-        ("validation bit errors / seq", f"{v['bit_errors']:.3f}"),
-        ("first below target", "never" if first is None else
-         f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"),
+        ("validation wrong steps / seq" if "accuracy" in v else "validation bit errors / seq",
+         f"{v['bit_errors']:.3f}"),
     ]
+    if s["target_bits"] > 0:
+        rows.append(("first below target", "never" if first is None else
+                     f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"))
     best = s.get("best")
     if best is not None:
         check = "".join(f"; {r['label']}: {100 * r['wrong_bit_fraction']:.2f}% wrong (at most "
@@ -303,6 +310,10 @@ def summary_table(s: dict[str, Any]) -> Table:
     for label, value in rows:
         table.add_row(label, value)
     for g in s["generalisation"]:
+        if "accuracy" in g:
+            table.add_row(g["label"], f"{g['bits']:.4f} bits, {g['bit_errors']:.3f} wrong steps "
+                                      f"per sequence ({100 * g['accuracy']:.3f}% right)")
+            continue
         optimum = f" (optimal predictor {g['optimal_bits']:.4f})" if "optimal_bits" in g else ""
         table.add_row(g["label"], f"{g['bits']:.4f} bits{optimum}, {g['bit_errors']:.3f} bit "
                                   f"errors per sequence ({100 * g['wrong_bit_fraction']:.3f}% "
@@ -312,8 +323,16 @@ def summary_table(s: dict[str, Any]) -> Table:
 
 
 def eval_table(rows: list[dict[str, Any]], title: str) -> Table:
-    """``diffmem.training.evaluate``'s rows: bits, bit errors and wrong bits per size."""
+    """``diffmem.training.evaluate``'s rows: bits, bit errors and wrong bits per size (for
+    class targets: bits, wrong steps and accuracy)."""
     table = Table(title=title)
+    if any("accuracy" in r for r in rows):
+        for name in ("size", "bits / sequence", "wrong steps / sequence", "accuracy"):
+            table.add_column(name, justify="right")
+        for r in rows:
+            table.add_row(r["label"], f"{r['bits']:.4f}", f"{r['bit_errors']:.3f}",
+                          f"{100 * r['accuracy']:.3f}%")
+        return table
     optimum = any("optimal_bits" in r for r in rows)
     names = ["size", "bits / sequence"] + (["optimal predictor"] if optimum else [])
     for name in names + ["bit errors / sequence", "wrong bits"]:

@@ -2,14 +2,18 @@
 
 A controller maps (x (B, I), state) -> (h (B, H), state). Its state is a tuple of arrays (empty
 for the feed-forward controller), so that it can sit inside the NTM's state tuple and be carried
-through ``jax.lax.scan``.
+through ``jax.lax.scan``. ``dtype`` is the dtype of their computation (None: that of their
+inputs and parameters), ``param_dtype`` that of their parameters and state.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from flax.nnx.nn.recurrent import modified_orthogonal
 
 
 class FeedForwardController(nnx.Module):
@@ -19,10 +23,12 @@ class FeedForwardController(nnx.Module):
     which makes its memory use easy to read (paper section 4).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *, rngs: nnx.Rngs):
+    def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *,
+                 dtype: Any = None, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
         sizes = [input_size] + [hidden_size] * layers
         self.layers = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:])]
+            [nnx.Linear(a, b, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+             for a, b in zip(sizes[:-1], sizes[1:])]
         )
         self.hidden_size = hidden_size
 
@@ -45,20 +51,29 @@ class LSTMController(nnx.Module):
     is the output (Graves 2013 also connects every layer to the output; we do not).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *, rngs: nnx.Rngs):
+    def __init__(self, input_size: int, hidden_size: int, layers: int = 1, *,
+                 dtype: Any = None, param_dtype: Any = jnp.float32, rngs: nnx.Rngs):
         sizes = [input_size] + [input_size + hidden_size] * (layers - 1)
-        self.layers = nnx.List([nnx.OptimizedLSTMCell(n, hidden_size, rngs=rngs) for n in sizes])
+        # The orthogonal initialisation has no half-precision kernel: draw it in float32.
+        half = {} if jnp.dtype(param_dtype).itemsize >= 4 else {
+            "recurrent_kernel_init": modified_orthogonal}
+        self.layers = nnx.List([
+            nnx.OptimizedLSTMCell(n, hidden_size, dtype=dtype, param_dtype=param_dtype,
+                                  rngs=rngs, **half)
+            for n in sizes])
         self.hidden_size = hidden_size
+        self.param_dtype = param_dtype
 
     def initial_state(self, batch_size: int) -> tuple:
-        zeros = jnp.zeros((batch_size, self.hidden_size), jnp.float32)
+        zeros = jnp.zeros((batch_size, self.hidden_size), self.param_dtype)
         return tuple((zeros, zeros) for _ in self.layers)
 
     def __call__(self, x: jax.Array, state: tuple) -> tuple[jax.Array, tuple]:
         h, new_state = None, []
         for layer, carry in zip(self.layers, state):
-            carry, h = layer(carry, x if h is None else jnp.concatenate([x, h], axis=-1))
-            new_state.append(carry)
+            new, h = layer(carry, x if h is None else jnp.concatenate([x, h], axis=-1))
+            # The state keeps its dtype whatever the computation's (a no-op in float32).
+            new_state.append(jax.tree.map(lambda a, b: a.astype(b.dtype), new, carry))
         return h, tuple(new_state)
 
 

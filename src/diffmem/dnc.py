@@ -1,8 +1,10 @@
 """The Differentiable Neural Computer (Graves et al. 2016, Methods) as Flax NNX modules.
 
-``DNCCell`` runs one time step, ``(state, x_t) -> (state, y_t)``; ``DNC`` runs a whole sequence
-with ``jax.lax.scan``, ``(inputs (B, T, C_in), state=None) -> (logits (B, T, C_out), state)``,
-called exactly like ``diffmem.NTM``. The recurrent state is an immutable ``DNCState`` tuple.
+``DNCCell`` runs one time step, ``(state, x_t) -> (state, y_t)``, and follows flax.nnx's
+recurrent-cell protocol (it runs in ``nnx.RNN`` and ``nnx.Bidirectional``); ``DNC`` runs a whole
+sequence with ``jax.lax.scan``, ``(inputs (B, T, C_in), state=None, *, seq_lengths=None) ->
+(logits (B, T, C_out), state)``, called exactly like ``diffmem.NTM``. The recurrent state is an
+immutable ``DNCState`` tuple. docs/layers.md: the state, batch and length semantics.
 
 The equations are pure functions: content lookup in ``diffmem.addressing``, the erase/add write
 and the read in ``diffmem.memory``, usage, allocation, the link matrix and the read modes in
@@ -24,9 +26,15 @@ from flax import nnx
 
 from diffmem import addressing, memory
 from diffmem import dnc_addressing as da
-from diffmem.checks import check_input, check_sizes
+from diffmem.checks import check_input, check_lengths, check_sizes
 from diffmem.controllers import CONTROLLERS
-from diffmem.scan import check_state_grad_clip, scan_steps
+from diffmem.scan import (
+    batched_state,
+    check_remat,
+    check_state_grad_clip,
+    over_batch_axes,
+    scan_steps,
+)
 
 
 class DNCState(NamedTuple):
@@ -137,8 +145,9 @@ def _content(mem: jax.Array, key: jax.Array, strength: jax.Array,
     return addressing.content_weights(mem, key, strength)
 
 
-class DNCCell(nnx.Module):
-    """One step of the DNC, in the order of SPEC section 3:
+class DNCCell(nnx.RNNCellBase):
+    """One step of the DNC, a cell of flax.nnx's protocol (``cell(state, x_t) -> (state, y_t)``,
+    ``initialize_carry``, ``num_feature_axes``), in the order of SPEC section 3:
 
     1. controller input: x_t and the R read vectors of step t-1; its output h_t (every LSTM
        layer's, concatenated) is mapped linearly to the interface vector
@@ -146,11 +155,14 @@ class DNCCell(nnx.Module):
     3. write weighting from allocation and the write key's content lookup; erase/add write
     4. link matrix (with the previous precedence), then the new precedence
     5. every read head's forward, backward and content weightings, mixed by its read modes
-    6. reads r_t, and y_t = Linear([h_t, r_t]) (logits)
+    6. reads r_t, and y_t = Linear([h_t, r_t]) (logits), or [h_t, r_t] without ``output_size``
 
     Args:
       input_size: width of x_t (C_in).
-      output_size: width of y_t (C_out).
+      output_size: width of y_t (C_out); None: no output layer, y_t = [h_t, r_t], the
+        controller output (every LSTM layer's) and the R read vectors concatenated,
+        H * controller_layers + R * W wide for an LSTM controller, H + R * W for a feed-forward
+        one (``out_features``).
       controller: "lstm" or "feedforward".
       controller_size: H, units per controller layer.
       controller_layers: number of controller layers.
@@ -162,6 +174,10 @@ class DNCCell(nnx.Module):
         rows are wiped and stop matching content lookups (Csordas & Schmidhuber).
       link_sharpness: sharpen the forward and backward weightings by learned exponents
         (Csordas & Schmidhuber).
+      dtype: the dtype of the controller's and the linear layers' computation (None: that of
+        their inputs and parameters, float32 by default), e.g. jnp.bfloat16. The addressing,
+        the memory and the state are computed in ``param_dtype`` whatever it is (docs/layers.md).
+      param_dtype: the dtype of the parameters and of the state (float32).
       rngs: nnx.Rngs for parameter initialisation.
     """
 
@@ -180,12 +196,15 @@ class DNCCell(nnx.Module):
         content_masking: bool = False,
         deallocation: bool = False,
         link_sharpness: bool = False,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
         check_sizes(
-            input_size=input_size, output_size=output_size, controller_size=controller_size,
+            input_size=input_size, controller_size=controller_size,
             controller_layers=controller_layers, read_heads=read_heads,
             memory_rows=memory_rows, memory_width=memory_width,
+            **({} if output_size is None else {"output_size": output_size}),
         )
         if controller not in CONTROLLERS:
             raise ValueError(f"controller={controller!r} is not one of {sorted(CONTROLLERS)}")
@@ -196,10 +215,12 @@ class DNCCell(nnx.Module):
         self.clip = clip
         self.content_masking, self.deallocation = content_masking, deallocation
         self.link_sharpness = link_sharpness
+        self.dtype, self.param_dtype = dtype, param_dtype
         R, W = read_heads, memory_width
+        dtypes = dict(dtype=dtype, param_dtype=param_dtype)
 
         self.controller = CONTROLLERS[controller](
-            input_size + R * W, controller_size, controller_layers, rngs=rngs
+            input_size + R * W, controller_size, controller_layers, rngs=rngs, **dtypes
         )
         # An LSTM controller hands every layer's output to the interface (the paper's h_t);
         # a feed-forward one its top layer's.
@@ -207,13 +228,26 @@ class DNCCell(nnx.Module):
         self._all_layers = controller == "lstm"
         size = sum(interface_sizes(R, W, content_masking=content_masking,
                                    link_sharpness=link_sharpness).values())
-        self.interface = nnx.Linear(self.hidden_size, size, rngs=rngs)
-        self.output = nnx.Linear(self.hidden_size + R * W, output_size, rngs=rngs)
+        self.interface = nnx.Linear(self.hidden_size, size, rngs=rngs, **dtypes)
+        self.out_features = self.hidden_size + R * W if output_size is None else output_size
+        self.output = None if output_size is None else nnx.Linear(
+            self.hidden_size + R * W, output_size, rngs=rngs, **dtypes)
+
+    @property
+    def num_feature_axes(self) -> int:
+        """flax.nnx's cell protocol: x_t has one feature axis, C_in."""
+        return 1
+
+    def initialize_carry(self, input_shape: tuple[int, ...], rngs: Any = None) -> DNCState:
+        """flax.nnx's cell protocol: ``initial_state`` for the batch axes ``input_shape[:-1]``
+        of x_t (*B, C_in). ``rngs`` is unused: the initial state is all zeros."""
+        del rngs
+        return batched_state(self.initial_state, input_shape)
 
     def initial_state(self, batch_size: int) -> DNCState:
         """The state before the first step: an empty memory, no usage, links or weightings."""
         B, N, W, R = batch_size, self.memory_rows, self.memory_width, self.read_heads
-        zeros = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
+        zeros = lambda *shape: jnp.zeros(shape, self.param_dtype)  # noqa: E731
         return DNCState(
             controller=self.controller.initial_state(B),
             memory=zeros(B, N, W), usage=zeros(B, N), link=zeros(B, N, N),
@@ -240,7 +274,9 @@ class DNCCell(nnx.Module):
         h, controller_state = self.controller(controller_in, state.controller)
         if self._all_layers:  # every LSTM layer's carry is (c, h)
             h = jnp.concatenate([layer_h for _, layer_h in controller_state], axis=-1)
-        xi = split_interface(jnp.clip(self.interface(h), -self.clip, self.clip), R, W,
+        # The interface and addressing are computed in the memory's dtype.
+        raw = self.interface(h).astype(state.memory.dtype)
+        xi = split_interface(jnp.clip(raw, -self.clip, self.clip), R, W,
                              content_masking=self.content_masking,
                              link_sharpness=self.link_sharpness)
 
@@ -270,55 +306,68 @@ class DNCCell(nnx.Module):
         w_r = da.read_weights(backward, content_r, forward, xi.read_modes)  # (B, R, N)
         reads = memory.read(mem[:, None], w_r)  # (B, R, W)
 
-        y = self.output(jnp.concatenate([h, reads.reshape(B, R * W)], axis=-1))
+        y = self._output(jnp.concatenate([h, reads.reshape(B, R * W)], axis=-1))
         new_state = DNCState(controller_state, mem, usage, link, prec, w_r, w_w, reads)
         trace = DNCTrace(w_r, w_w[:, None], xi.erase[:, None], xi.write_vector[:, None], reads,
                          usage, xi.allocation_gate, xi.write_gate, xi.free_gates,
                          xi.read_modes, None)
         return new_state, y, trace
 
+    def _output(self, hr: jax.Array) -> jax.Array:
+        """y_t from [h_t, r_t]: the output layer's, or [h_t, r_t] itself without one."""
+        if self.output is not None:
+            return self.output(hr)
+        return hr if self.dtype is None else hr.astype(self.dtype)
+
     def __call__(self, state: DNCState | None, x: jax.Array) -> tuple[DNCState, jax.Array]:
-        """``(state, x_t (B, C_in)) -> (state, y_t (B, C_out))``; ``state=None`` starts afresh."""
-        x = check_input(x, 2, self.input_size, "x")
+        """``(state, x_t (*B, C_in)) -> (state, y_t (*B, C_out))``, any batch axes (usually one);
+        ``state=None`` starts afresh."""
+        x = check_input(x, None, self.input_size, "x", self.param_dtype)
         if state is None:
-            state = self.initial_state(x.shape[0])
+            state = self.initialize_carry(x.shape)
         self.check_state(state)
-        state, y, _ = self.step(state, x)
-        return state, y
+        return over_batch_axes(lambda s, x_t: self.step(s, x_t)[:2], state, x)
 
 
 class DNC(nnx.Module):
     """A DNC over whole sequences: ``DNCCell`` scanned over time with ``jax.lax.scan``.
 
     ``logits, state = model(inputs)`` with inputs (B, T, C_in) gives logits (B, T, C_out) and
-    the final ``DNCState``; pass ``state`` to continue from it, and ``return_trace=True`` to
-    also get a ``DNCTrace`` of every step (weightings, usage, gates, read modes) and the final
-    link matrix.
+    the final ``DNCState``; called like ``diffmem.NTM``: every call starts afresh from an empty
+    memory unless ``state`` is passed (a returned state continues the sequences), and
+    ``seq_lengths`` (B,) stops each sequence's state after its own length, its outputs after it
+    zeros (docs/layers.md). ``return_trace=True`` also returns a ``DNCTrace`` of every step
+    (weightings, usage, gates, read modes) and the final link matrix.
 
-    Takes the same arguments as ``DNCCell``, and ``state_grad_clip`` (see ``diffmem.ntm.NTM``).
+    Takes the same arguments as ``DNCCell`` (its ``model.cell``), and ``state_grad_clip`` and
+    ``remat`` (see ``diffmem.ntm.NTM``).
     """
 
     has_memory = True  # called with return_trace=True, it returns a trace (see diffmem.plots)
 
-    def __init__(self, input_size: int, output_size: int, *,
-                 state_grad_clip: float | None = None, **kwargs: Any):
+    def __init__(self, input_size: int, output_size: int | None, *,
+                 state_grad_clip: float | None = None, remat: str | None = "auto",
+                 **kwargs: Any):
         self.cell = DNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
+        self.out_features = self.cell.out_features
         self.state_grad_clip = check_state_grad_clip(state_grad_clip)
+        self.remat = check_remat(remat)
 
     def initial_state(self, batch_size: int) -> DNCState:
         return self.cell.initial_state(batch_size)
 
-    def __call__(
-        self, inputs: jax.Array, state: DNCState | None = None, *, return_trace: bool = False
-    ):
-        inputs = check_input(inputs, 3, self.input_size, "inputs")
+    def __call__(self, inputs: jax.Array, state: DNCState | None = None, *,
+                 seq_lengths: jax.Array | None = None, return_trace: bool = False):
+        inputs = check_input(inputs, 3, self.input_size, "inputs", self.cell.param_dtype)
+        seq_lengths = check_lengths(seq_lengths, inputs.shape[0])
         if state is None:
             state = self.initial_state(inputs.shape[0])
         self.cell.check_state(state)
 
         logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace,
-                                           self.state_grad_clip)
+                                           self.state_grad_clip, remat=self.remat,
+                                           seq_lengths=seq_lengths)
         if not return_trace:
             return logits, state
         return logits, state, trace._replace(link=state.link)

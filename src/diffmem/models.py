@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -19,12 +19,15 @@ from diffmem import tasks
 from diffmem.dnc import DNC
 from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
+from diffmem.scan import check_remat
 
 if TYPE_CHECKING:  # config imports this module for the model names: types only
     from diffmem.config import Config, ModelConfig
     from diffmem.tasks import Task
 
-Builder = Callable[["Task", "ModelConfig", nnx.Rngs], nnx.Module]
+# (task, model config, rngs, **layer_args) -> a fresh module; ``layer_args`` (``build_model``'s)
+# are passed only when given, so a builder that takes none needs no ``**``.
+Builder = Callable[..., nnx.Module]
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class ModelKind:
     """One kind of model, as ``ModelConfig.kind`` (``--model``) names it."""
 
     name: str
-    build: Builder  # (task, model config, rngs) -> a fresh module for the task's sizes
+    build: Builder  # (task, model config, rngs, **layer_args) -> a fresh module for the task
     description: str  # a noun phrase for help and messages, e.g. "LSTM baseline"
     # An external memory: the model has ``has_memory = True`` and returns a memory trace on
     # request (diffmem.plots), and the ModelConfig memory fields apply to it.
@@ -48,7 +51,8 @@ _REGISTRY: dict[str, ModelKind] = {}
 def register(name: str, build: Builder, *, description: str, has_memory: bool = True,
              resizable_memory: bool = False) -> ModelKind:
     """Make ``ModelConfig.kind == name`` (``--model name``) build ``build(task, model, rngs)``,
-    with ``model`` the run's ModelConfig; the builder ignores the fields that do not apply."""
+    with ``model`` the run's ModelConfig; the builder ignores the fields that do not apply.
+    ``build_model``'s ``layer_args``, where given, follow as keywords."""
     kind = ModelKind(name, build, description, has_memory, resizable_memory)
     _REGISTRY[name] = kind
     return kind
@@ -67,7 +71,7 @@ def get(name: str) -> ModelKind:
 
 
 def _ntm(controller: str) -> Builder:
-    def build(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> NTM:
+    def build(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> NTM:
         return NTM(
             task.input_size,
             task.output_size,
@@ -86,17 +90,18 @@ def _ntm(controller: str) -> Builder:
             read_after_write=m.read_after_write,
             state_grad_clip=m.state_grad_clip,
             rngs=rngs,
+            **layer_args,
         )
 
     return build
 
 
-def _lstm(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> LSTM:
+def _lstm(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> LSTM:
     return LSTM(task.input_size, task.output_size, hidden_size=m.controller_size,
-                layers=m.controller_layers, rngs=rngs)
+                layers=m.controller_layers, rngs=rngs, **layer_args)
 
 
-def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> DNC:
+def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> DNC:
     return DNC(
         task.input_size,
         task.output_size,
@@ -112,6 +117,7 @@ def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs) -> DNC:
         link_sharpness=m.link_sharpness,
         state_grad_clip=m.state_grad_clip,
         rngs=rngs,
+        **layer_args,
     )
 
 
@@ -122,15 +128,17 @@ register("dnc", _dnc, description="DNC with an LSTM controller", resizable_memor
 
 
 def build_model(config: Config, seed: int | jax.Array | None = None, *,
-                evaluation: bool = False) -> nnx.Module:
+                evaluation: bool = False, **layer_args: Any) -> nnx.Module:
     """A freshly initialised model for ``config``, seeded by ``seed`` (an integer or a PRNG
     key; default ``config.train.seed``);
-    with ``evaluation=True``, on the memory it is evaluated with (``eval_memory_rows``)."""
+    with ``evaluation=True``, on the memory it is evaluated with (``eval_memory_rows``).
+    ``layer_args`` go to the layer's constructor: the settings a configuration does not
+    hold, ``dtype``, ``param_dtype`` and ``remat`` (docs/layers.md)."""
     rngs = nnx.Rngs(config.train.seed if seed is None else seed)
     m = config.model
     if evaluation and m.eval_memory_rows is not None:
         m = dataclasses.replace(m, memory_rows=m.eval_memory_rows)
-    return get(m.kind).build(tasks.get(config.task), m, rngs)
+    return get(m.kind).build(tasks.get(config.task), m, rngs, **layer_args)
 
 
 def for_evaluation(model: nnx.Module, config: Config) -> nnx.Module:
@@ -146,6 +154,21 @@ def for_evaluation(model: nnx.Module, config: Config) -> nnx.Module:
                          "model.eval_memory_rows")
     nnx.update(resized, nnx.state(model))
     return resized
+
+
+def with_remat(graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State,
+               remat: str | None) -> nnx.GraphDef:
+    """The graph of the model ``nnx.merge(graphdef, params, rest)`` with ``remat`` (see
+    ``diffmem.ntm.NTM``) in place of its layers' ``remat="auto"``, for a caller that knows
+    better than the batch size: a population's members vmapped side by side take
+    "dots_saveable" (``diffmem.scan.remat_policy``). Layers with another setting keep it."""
+    remat = check_remat(remat)
+    model = nnx.merge(graphdef, params, rest)
+    layers = [node for _, node in nnx.iter_graph(model)
+              if isinstance(node, nnx.Module) and getattr(node, "remat", None) == "auto"]
+    for layer in layers:
+        layer.remat = remat
+    return nnx.graphdef(model)
 
 
 def count_parameters(model: nnx.Module) -> int:

@@ -147,13 +147,16 @@ def memory_figure(model, task: Task, size: dict[str, Any], seed: int = 0,
             f"{type(model).__name__} without one; use the learning-curve or generalisation figure"
         )
     batch, logits, trace = example or run_example(model, task, size, seed)
-    outputs = np.asarray(jax.nn.sigmoid(logits[0])) * np.asarray(batch.mask[0])[:, None]
+    # The task says how its outputs read as channels in [0, 1] (a sigmoid each for bits).
+    targets, probabilities = task.display(logits, batch)
+    outputs = np.asarray(probabilities[0]) * np.asarray(batch.mask[0])[:, None]
+    squash = "sigmoid" if batch.targets.ndim == 3 else "softmax"
     W, R = trace.write_weights.shape[2], trace.read_weights.shape[2]
     # Targets and outputs share the 0..1 scale, so that a faint output reads as faint.
     panels = [_Panel("inputs", np.asarray(batch.inputs[0]), "input channel"),
-              _Panel("targets", np.asarray(batch.targets[0]), "output channel",
-                     limits=(0.0, 1.0)),
-              _Panel("outputs (sigmoid, masked)", outputs, "output channel", limits=(0.0, 1.0))]
+              _Panel("targets", np.asarray(targets[0]), "output channel", limits=(0.0, 1.0)),
+              _Panel(f"outputs ({squash}, masked)", outputs, "output channel",
+                     limits=(0.0, 1.0))]
     add = getattr(trace, "add", None)
     for h in range(W):
         if add is not None:
@@ -294,7 +297,8 @@ def generalisation_figure(model, task: Task, sizes: list[dict[str, Any]], rows=N
     inputs, all_targets, masks = (np.concatenate([pad(getattr(b, f)) for b in examples])
                                   for f in ("inputs", "targets", "mask"))
     logits, *_ = model(inputs)
-    probabilities = np.asarray(jax.nn.sigmoid(logits))
+    all_targets, probabilities = map(np.asarray, task.display(
+        logits, Batch(inputs, all_targets, masks)))
     for i, (ax, size) in enumerate(zip(axes[:, 0], sizes)):
         mask = masks[i].astype(bool)
         targets, outputs = all_targets[i][mask], probabilities[i][mask]

@@ -1,29 +1,48 @@
-"""A memory model's one-step cell run over a whole sequence, shared by the NTM and the DNC."""
+"""A memory model's one-step cell run over a whole sequence, shared by the NTM, the DNC and the
+LSTM baseline: per-sequence lengths, the choice of rematerialising, and a clipped state
+gradient."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-# How many models a trace computes side by side: a population's members are vmapped, so each
-# sees its own batch while the compiled program holds all of them (diffmem.training.population).
-_MEMBERS = contextvars.ContextVar("members", default=1)
+# The ``jax.checkpoint_policies`` a layer's ``remat`` may name: what each rematerialised step
+# keeps for the backward pass (the rest it recomputes).
+REMAT_POLICIES = ("dots_with_no_batch_dims_saveable", "dots_saveable", "nothing_saveable",
+                  "everything_saveable")
 
 
-@contextlib.contextmanager
-def members(count: int) -> Iterator[None]:
-    """Trace the models inside as ``count`` vmapped members, for the choice of rematerialising."""
-    token = _MEMBERS.set(count)
-    try:
-        yield
-    finally:
-        _MEMBERS.reset(token)
+def check_remat(remat: str | None | bool) -> str | None:
+    """``remat`` for ``scan_steps``, refused unless "auto", None/False (off) or a policy name of
+    ``REMAT_POLICIES``."""
+    if remat is False or remat is None:
+        return None
+    if remat != "auto" and remat not in REMAT_POLICIES:
+        raise ValueError(f"remat={remat!r} must be 'auto', None (off) or one of the "
+                         f"jax.checkpoint_policies {', '.join(REMAT_POLICIES)}")
+    return remat
+
+
+def remat_policy(remat: str | None, batch_size: int) -> Callable | None:
+    """The ``jax.checkpoint`` policy each step is rematerialised with, None for not at all.
+
+    "auto" rematerialises at batch > 1, keeping only the controller's matrix products:
+    storing every step's (B, N, M) intermediates costs more than recomputing them. Measured on
+    a 2-core CPU (NTM, copy, T = 41): batch 16 forward + backward 59 ms without, 25 ms with; at
+    batch 1 it does not pay (3.2 ms without, 4.4 ms with). Models vmapped side by side (a
+    population, ``diffmem.training.population``) take "dots_saveable" instead: vmap gives their
+    weight products a batch dimension, which "auto"'s policy reads as memory-sized and
+    recomputes; keeping every product is faster there (docs/throughput.md).
+    """
+    if remat == "auto":
+        remat = "dots_with_no_batch_dims_saveable" if batch_size > 1 else None
+    return None if remat is None else getattr(jax.checkpoint_policies, remat)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
@@ -50,40 +69,75 @@ def check_state_grad_clip(bound: float | None) -> float | None:
     return bound
 
 
+def where_live(live: jax.Array, new: Any, old: Any) -> Any:
+    """``new`` for the sequences whose ``live`` (B,) holds, ``old`` for the others, leaf by
+    leaf ((B, ...) each)."""
+    def pick(a, b):
+        return jnp.where(live.reshape(live.shape + (1,) * (a.ndim - 1)), a, b)
+    return jax.tree.map(pick, new, old)
+
+
 def scan_steps(step: Callable, state: Any, inputs: jax.Array, return_trace: bool,
-               state_grad_clip: float | None = None):
+               state_grad_clip: float | None = None, *, remat: str | None = "auto",
+               seq_lengths: jax.Array | None = None):
     """Run ``step(state, x_t) -> (state, y_t, trace_t)`` over ``inputs`` (B, T, C_in) with
     ``jax.lax.scan``.
+
+    With ``seq_lengths`` (B,), sequence b's state stops changing after its first
+    ``seq_lengths[b]`` steps, and its outputs (and trace) after them are zeros: the final state
+    is the state after its own last step. A ``where`` on the carried state at every step does
+    it; no step's state is stored.
+
+    ``remat`` chooses how each step is rematerialised in the backward pass (``remat_policy``).
 
     With ``state_grad_clip``, the gradient that flows back into the recurrent state is clipped
     elementwise to that bound at every step, so that a backward pass whose gradient grows
     step after step (an unstable stretch of the forward dynamics) stays finite and cannot
     swamp the rest of the batch's gradient; the forward pass is unchanged.
 
-    Returns ``(logits (B, T, C_out), final state, trace)``, the trace's arrays (B, T, ...), or
-    None without ``return_trace``.
+    Returns ``(outputs (B, T, C_out), final state, trace)``, the trace's arrays (B, T, ...),
+    or None without ``return_trace``.
     """
-    if inputs.shape[0] * _MEMBERS.get() > 1:
-        # Rematerialise each step in the backward pass, keeping only the controller's matrix
-        # products: storing every step's (B, N, M) intermediates costs more than recomputing
-        # them. Measured on a 2-core CPU (NTM, copy, T = 41): batch 16 forward + backward 59 ms
-        # without, 25 ms with; at batch 1 it does not pay (3.2 ms without, 4.4 ms with). The
-        # members of a population count as a batch.
-        policy = jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-        if _MEMBERS.get() > 1:
-            # vmap gives the members' weight products a batch dimension, which the policy
-            # above reads as memory-sized and recomputes; keeping every product is faster
-            # there (docs/throughput.md).
-            policy = jax.checkpoint_policies.dots_saveable
+    policy = remat_policy(remat, inputs.shape[0])
+    if policy is not None:
         step = jax.checkpoint(step, policy=policy)
 
-    def body(state, x_t):
+    def body(state, xs):
+        x_t, t = xs if seq_lengths is not None else (xs, None)
         if state_grad_clip is not None:
             state = clip_gradient(state, state_grad_clip)
-        state, y_t, trace_t = step(state, x_t)
-        return state, (y_t, trace_t if return_trace else None)
+        new, y_t, trace_t = step(state, x_t)
+        out = (y_t, trace_t if return_trace else None)
+        if seq_lengths is not None:
+            live = t < seq_lengths  # (B,)
+            new = where_live(live, new, state)
+            out = where_live(live, out, jax.tree.map(jnp.zeros_like, out))
+        return new, out
 
-    state, (ys, trace) = jax.lax.scan(body, state, jnp.swapaxes(inputs, 0, 1))
+    xs = jnp.swapaxes(inputs, 0, 1)
+    if seq_lengths is not None:
+        xs = (xs, jnp.arange(inputs.shape[1]))
+    state, (ys, trace) = jax.lax.scan(body, state, xs)
     if return_trace:
         trace = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), trace)
     return jnp.swapaxes(ys, 0, 1), state, trace
+
+
+def over_batch_axes(step: Callable, state: Any, x: jax.Array) -> tuple[Any, jax.Array]:
+    """``step(state, x (B, C)) -> (state, y (B, C_out))`` on ``x`` (*B, C) of any number of
+    batch axes, none included (flax.nnx's cell protocol): flattened to one axis and back."""
+    batch = x.shape[:-1]
+    if len(batch) == 1:
+        return step(state, x)
+    flat = lambda a: a.reshape((math.prod(batch),) + a.shape[len(batch):])  # noqa: E731
+    unflat = lambda a: a.reshape(batch + a.shape[1:])  # noqa: E731
+    state, y = step(jax.tree.map(flat, state), flat(x))
+    return jax.tree.map(unflat, state), unflat(y)
+
+
+def batched_state(initial_state: Callable[[int], Any], input_shape: tuple[int, ...]) -> Any:
+    """``initial_state(B)`` for the batch axes ``input_shape[:-1]`` of a cell's input (any
+    number of them, none included): flax.nnx's ``initialize_carry``."""
+    batch = tuple(input_shape[:-1])
+    state = initial_state(math.prod(batch))
+    return jax.tree.map(lambda a: a.reshape(batch + a.shape[1:]), state)

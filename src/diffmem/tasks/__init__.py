@@ -1,9 +1,23 @@
-"""Tasks by name: ``diffmem.tasks.get("copy")`` returns a ``Task``."""
+"""Tasks by name: ``diffmem.tasks.get("copy")`` returns a ``Task``.
+
+Besides the registered names, ``get`` takes two kinds of task spec, which is what a run's
+``Config.task`` holds:
+
+- ``"module.path:Attr"``: ``Attr`` of a module on ``sys.path`` (``diffmem`` on the command
+  line puts the current folder there, as ``python -m`` does), a ``Task`` subclass or a
+  function returning a ``Task``: a task defined outside diffmem.
+- ``"npz:PATH"``, with ``"?val_fraction=F"`` or ``"?val_data=PATH2"``: an ``ArrayTask`` over
+  the arrays of an .npz file (``diffmem train --data``; docs/your-data.md).
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Callable
 
+from diffmem.tasks import arrays
+from diffmem.tasks.arrays import ArrayTask
 from diffmem.tasks.associative_recall import AssociativeRecall
 from diffmem.tasks.base import Batch, Task
 from diffmem.tasks.copy import Copy
@@ -19,6 +33,13 @@ _REGISTRY: dict[str, Callable[..., Task]] = {
     "dynamic-ngrams": DynamicNGrams,
     "priority-sort": PrioritySort,
 }
+
+
+# "package.module:Attr" (Attr may be dotted: "module:Class.factory").
+_MODULE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+# ArrayTasks built from files, by spec: (the files' stamp, the task). A file is read and
+# checked once for as long as it is unchanged.
+_BUILT: dict[str, tuple[tuple, Task]] = {}
 
 
 def names() -> list[str]:
@@ -61,15 +82,80 @@ def register(name: str, builder: Callable[..., Task]) -> None:
     _REGISTRY[name] = builder
 
 
-def get(name: str, **kwargs) -> Task:
-    """Build the task registered as ``name``; keyword arguments go to its constructor."""
+def unregister(name: str) -> None:
+    """Remove the task registered as ``name`` (for tests that register their own)."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; the tasks are: {', '.join(names())}")
-    task = _REGISTRY[name](**kwargs)
+        raise ValueError(f"no task is registered as {name!r}; the tasks are: "
+                         f"{', '.join(names())}")
+    del _REGISTRY[name]
+
+
+def get(name: str, **kwargs) -> Task:
+    """Build the task registered as ``name``, or given by a task spec (``"module:Attr"`` or
+    ``"npz:PATH"``, see above); keyword arguments go to its constructor. A task built from a
+    file is built once while the file is unchanged (without keyword arguments)."""
+    if name in _REGISTRY:
+        task = _REGISTRY[name](**kwargs)
+    elif name.startswith(arrays.PREFIX):
+        return _from_file(name, kwargs)
+    elif _MODULE_SPEC.fullmatch(name):
+        task = _from_module(name, kwargs)
+    else:
+        raise ValueError(f"unknown task {name!r}; the tasks are: {', '.join(names())}; or "
+                         "your own: MODULE:ATTR (a Task class or function in a module on the "
+                         "path), or --data FILE.npz")
     lacking = _lacking(task)
     if lacking:
         raise ValueError(f"task {name!r} (class {type(task).__name__}) cannot be used: "
                          f"{_missing(lacking, built=True)}")
+    return task
+
+
+def _from_file(spec: str, kwargs: dict) -> Task:
+    """The ArrayTask of a spec ``npz:PATH...``, from ``_BUILT`` while its files are unchanged."""
+    options = arrays.parse_spec(spec)
+    if kwargs:
+        return ArrayTask(**{**options, **kwargs})
+    stamp = arrays.stamp(options)
+    built = _BUILT.get(spec)
+    if built is not None and stamp is not None and built[0] == stamp:
+        return built[1]
+    task = ArrayTask(**options)
+    _BUILT[spec] = (stamp, task)
+    return task
+
+
+def _from_module(spec: str, kwargs: dict) -> Task:
+    """``Attr(**kwargs)`` of a spec ``module:Attr``: a Task subclass or a function returning a
+    Task (or a Task itself)."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"task {spec!r}: cannot import {module_name} ({err}); run diffmem in "
+                         "the folder that holds it, or add that folder to PYTHONPATH") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"task {spec!r}: {module_name} has no {attr}; name a Task class "
+                             "or a function returning a Task that it defines")
+        obj = getattr(obj, part)
+    if isinstance(obj, Task):
+        return obj
+    if isinstance(obj, type):
+        if not issubclass(obj, Task):
+            raise ValueError(f"task {spec!r}: {attr} is a class but not a diffmem.tasks.Task; "
+                             "subclass Task")
+        lacking = _lacking(obj, skip=_PER_TASK)
+        if lacking:
+            raise ValueError(f"task {spec!r} (class {obj.__name__}) cannot be used: "
+                             f"{_missing(lacking, built=False)}")
+    elif not callable(obj):
+        raise ValueError(f"task {spec!r}: {attr} is a {type(obj).__name__}, not a Task class "
+                         "or a function returning a Task")
+    task = obj(**kwargs)
+    if not isinstance(task, Task):
+        raise ValueError(f"task {spec!r}: {attr}() returned a {type(task).__name__}, not a "
+                         "diffmem.tasks.Task")
     return task
 
 
@@ -109,5 +195,5 @@ def _missing(lacking: list[str], built: bool) -> str:
     return f"{text}; {', '.join(todo)}"
 
 
-__all__ = ["AssociativeRecall", "Batch", "Copy", "DynamicNGrams", "PrioritySort", "RepeatCopy",
-           "Task", "get", "names", "register"]
+__all__ = ["ArrayTask", "AssociativeRecall", "Batch", "Copy", "DynamicNGrams", "PrioritySort",
+           "RepeatCopy", "Task", "get", "names", "register", "unregister"]

@@ -16,7 +16,7 @@ class AssociativeRecall(Task):
 
     k is uniform in 2..6 for training; the query is a copy of item j, j uniform among the first
     k - 1 items, and the answer is item j + 1. Layout for k = 2 (items x, y of vectors x1 x2 x3
-    and y1 y2 y3; the query is x; T = 4k + 8 = 16)::
+    and y1 y2 y3; the query is x; T = 4k + 8 = 16):
 
                     t: 0  1  2  3  4  5  6  7  8  9 10 11 12 13 14 15
         inputs  0-5:   . x1 x2 x3  . y1 y2 y3  . x1 x2 x3  .  .  .  .

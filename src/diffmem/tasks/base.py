@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import operator
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -20,7 +20,7 @@ class Batch(NamedTuple):
     """
 
     inputs: jax.Array  # (B, T, C_in) float32
-    targets: jax.Array  # (B, T, C_out) float32
+    targets: jax.Array  # (B, T, C_out) float32 bits; (B, T) int32 for a task scored by class
     mask: jax.Array  # (B, T) float32
 
 
@@ -148,6 +148,18 @@ class Task(abc.ABC):
             "wrong_bit_fraction": totals["bit_errors"] / max(totals["output_bits"], 1.0),
             "sequences": int(n),
         }
+
+    def validation_set(self, count: int, seed: int) -> Sequence[Batch] | None:
+        """The fixed validation set a run is judged on at every log point, in batches, or None
+        (the default) for ``count`` sequences of the training distribution drawn with ``seed``.
+        A task with a held-out set of its own (``ArrayTask``) returns it here."""
+        return None
+
+    def display(self, outputs: jax.Array, batch: Batch) -> tuple[jax.Array, jax.Array]:
+        """The targets and the model's predictions as channels in [0, 1], both (B, T, C_out),
+        for figures: the bits and each output's sigmoid (a task scored by class: the targets
+        one-hot and the softmax)."""
+        return batch.targets, jax.nn.sigmoid(outputs)
 
     def max_steps(self, **sizes: Any) -> int:
         """T of a batch sampled with these sizes (the padded sequence length)."""

@@ -13,7 +13,7 @@ from diffmem.tasks.base import Batch, Task, parse_int, positive_int
 class Copy(Task):
     """Copy L random 8-bit vectors after a delimiter; L is uniform in 1..20 for training.
 
-    Layout for L = 3 (rows are channels, columns time steps; T = 2L + 1 = 7)::
+    Layout for L = 3 (rows are channels, columns time steps; T = 2L + 1 = 7):
 
                     t: 0  1  2  3  4  5  6
         inputs  0-7:   a  b  c  .  .  .  .      a, b, c: the random 8-bit vectors

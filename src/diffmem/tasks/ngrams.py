@@ -15,7 +15,7 @@ class DynamicNGrams(Task):
     Every sequence has its own table of 2^5 = 32 probabilities, one per 5-bit context, drawn
     i.i.d. from Beta(1/2, 1/2). Bits 0..4 are fair coin flips; bit t >= 5 is 1 with the table's
     probability for the context (bits t-5..t-1). The model sees the bits one per step and must
-    infer the table as it goes. Layout (T = 200)::
+    infer the table as it goes. Layout (T = 200):
 
                     t: 0   1   2   3   4   5  ... 198 199
         inputs    0:   b0  b1  b2  b3  b4  b5 ... b198 b199

@@ -15,7 +15,7 @@ class PrioritySort(Task):
     """20 random 8-bit vectors, each with a priority uniform in [-1, 1]; output the 16 with the
     highest priorities, highest first.
 
-    Layout (inputs for 20 steps, one delimiter, then 16 answer steps; T = 37)::
+    Layout (inputs for 20 steps, one delimiter, then 16 answer steps; T = 37):
 
                     t: 0   1  ... 19  20  21  22 ... 36
         inputs  0-7:   v0  v1 ... v19  .   .   .  ...  .     the random vectors

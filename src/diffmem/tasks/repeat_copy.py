@@ -16,7 +16,7 @@ class RepeatCopy(Task):
     """Copy L random 8-bit vectors R times, then emit an end marker.
 
     L is uniform in 1..10 and R uniform in 1..10 for training. Layout for L = 2, R = 2
-    (rows are channels, columns time steps; T = L + 2 + L*R + 1 = 9)::
+    (rows are channels, columns time steps; T = L + 2 + L*R + 1 = 9):
 
                     t: 0  1  2  3  4  5  6  7  8
         inputs  0-7:   a  b  .  .  .  .  .  .  .      a, b: the random 8-bit vectors

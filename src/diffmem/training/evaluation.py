@@ -145,9 +145,13 @@ class Validation(NamedTuple):
 
 
 def make_validation(task: Task, config: Config, model: nnx.Module) -> Validation:
-    """The run's validation set, its target and its generalisation check."""
+    """The run's validation set (the task's own, ``Task.validation_set``, or
+    ``train.val_size`` sequences drawn from VALIDATION_SEED), its target and its
+    generalisation check."""
     graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-    batches = fixed_batches(task, config.train.val_size, VALIDATION_SEED)
+    batches = task.validation_set(config.train.val_size, VALIDATION_SEED)
+    if batches is None:
+        batches = fixed_batches(task, config.train.val_size, VALIDATION_SEED)
     optimum = optimal_bits(task, batches)
     return Validation(task, batches, make_eval_step(graphdef, rest, task), optimum,
                       task.target(optimum), make_check(task, config, model))

@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diffmem import checkpoint, programs, rundir, scan
+from diffmem import checkpoint, programs, rundir
 from diffmem.config import Config, ConfigError, TrainConfig, validate
+from diffmem.models import with_remat
 from diffmem.tasks import Task
 from diffmem.training.loop import (
     Run,
@@ -56,17 +57,17 @@ def make_population_step(graphdef, rest, task: Task, t: TrainConfig, members: in
     """The jit-compiled ``step(states, data_keys, lrs, active) -> (states, metrics)`` of
     ``members`` runs: every argument has a leading axis of ``members``; a member whose
     ``active`` is False keeps its state (its metrics are computed and to be ignored)."""
-    update = make_update(graphdef, rest, task, t.batch_size, **sizes)
-
     def member(state: TrainState, data_key: jax.Array, lr: jax.Array, active: jax.Array):
+        # Vmapped members rematerialise as models side by side do (diffmem.scan.remat_policy).
+        g = graphdef if members == 1 else with_remat(graphdef, state.params, rest, "dots_saveable")
+        update = make_update(g, rest, task, t.batch_size, **sizes)
         new, metrics = update(state, data_key, make_optimizer(t, lr))
         return keep(active, new, state), metrics
 
     step = jax.vmap(member)
 
     def population_step(states, data_keys, lrs, active):
-        with scan.members(members):  # read while tracing
-            return step(states, data_keys, lrs, active)
+        return step(states, data_keys, lrs, active)
 
     return jax.jit(population_step)
 
