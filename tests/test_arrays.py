@@ -236,6 +236,12 @@ def test_a_bad_file_gets_one_line_naming_it_before_any_directory_exists(
     assert "Traceback" not in out and not run_dir.exists()
 
 
+def _truncated(path):
+    np.savez_compressed(path, inputs=np.zeros((50, 7, 6)), targets=np.zeros((50, 7), int))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] + data[-200:])  # the directory kept, a member cut
+
+
 def _npy(path):
     with open(path, "wb") as f:
         np.save(f, np.zeros((2, 3, 4)))
@@ -247,7 +253,8 @@ def _npy(path):
     (lambda p: None, ": no such file; give an .npz file"),
     (lambda p: np.savez(p, inputs=np.array([[[None]]], dtype=object), targets=np.zeros((1, 1))),
      "inputs is not a numeric .npy array (dtype object; expected numbers)"),
-], ids=["text", "npy", "missing", "objects"])
+    (_truncated, "is not a readable .npz file"),
+], ids=["text", "npy", "missing", "objects", "damaged"])
 def test_a_file_that_is_not_an_npz_of_numbers_gets_one_line(write, message, tmp_path, capsys):
     path = tmp_path / "data.npz"
     write(path)
@@ -261,8 +268,10 @@ def test_a_file_that_is_not_an_npz_of_numbers_gets_one_line(write, message, tmp_
     (["--val-fraction", "1.5"], "--val-fraction 1.5 must be between 0 and 1"),
     (["--val-fraction", "0.5", "--val-data", "x.npz"], "give --val-fraction or --val-data"),
     (["copy"], "give a task (copy) or --data"),
+    (["--val-data", "SELF"], "is the training file itself, so nothing would be held out"),
 ])
 def test_data_options_that_do_not_go_together_are_refused(argv, message, files, capsys):
+    argv = [str(files / "reverse.npz") if a == "SELF" else a for a in argv]
     assert main(["train", "--data", str(files / "reverse.npz"), *argv]) == 2
     assert message in " ".join(capsys.readouterr().out.split())
 
@@ -329,3 +338,21 @@ def test_the_file_that_docs_your_data_writes_is_good_data(tmp_path, monkeypatch)
     task = ArrayTask("reverse.npz")
     assert (task.kind, task.input_size, task.output_size) == ("classes", 9, 8)
     assert len(task.split("val")[1]) == 500
+
+
+def test_arrays_in_memory_make_the_same_task_as_their_file(files):
+    from diffmem.config import resolve
+
+    path = files / "reverse.npz"
+    in_memory = ArrayTask(dict(np.load(path)), val_fraction=0.25)
+    on_disk = ArrayTask(path, val_fraction=0.25)
+    assert (in_memory.input_size, in_memory.output_size) == (on_disk.input_size,
+                                                             on_disk.output_size)
+    key = jax.random.key(3)
+    for a, b in zip(in_memory.sample(key, 5), on_disk.sample(key, 5)):
+        np.testing.assert_array_equal(a, b)
+    tasks.register("in-memory", lambda: in_memory)
+    try:
+        assert resolve("in-memory").task == "in-memory"  # usable with train_and_evaluate
+    finally:
+        tasks.unregister("in-memory")

@@ -395,6 +395,9 @@ def _train_task(args: argparse.Namespace) -> str | None:
     if args.val_fraction is not None and args.val_data is not None:
         raise ValueError("give --val-fraction or --val-data, not both: every sequence of "
                          "the --val-data file is held out")
+    if args.val_data is not None and Path(args.val_data).absolute() == Path(args.data).absolute():
+        raise ValueError(f"--val-data {args.val_data} is the training file itself, so nothing "
+                         "would be held out; give another file, or --val-fraction")
     if args.val_fraction is not None and not 0 < args.val_fraction < 1:
         raise ValueError(f"--val-fraction {args.val_fraction:g} must be between 0 and 1 "
                          "(exclusive), e.g. 0.1: the part of the sequences held out")

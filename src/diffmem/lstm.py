@@ -105,7 +105,7 @@ class LSTM(nnx.Module):
                  remat: str | None = None, rngs: nnx.Rngs):
         cell = LSTMCell(input_size, output_size, hidden_size=hidden_size, layers=layers,
                         dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        # The cell's modules, at the paths of the checkpoints written before the cell existed.
+        # The cell's modules, at the paths `lstm` and `output` that checkpoints hold.
         self.lstm, self.output = cell.lstm, cell.output
         self.input_size, self.output_size = input_size, output_size
         self.out_features = cell.out_features

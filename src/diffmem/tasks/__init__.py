@@ -134,6 +134,9 @@ def _from_module(spec: str, kwargs: dict) -> Task:
     except ImportError as err:
         raise ValueError(f"task {spec!r}: cannot import {module_name} ({err}); run diffmem in "
                          "the folder that holds it, or add that folder to PYTHONPATH") from None
+    except Exception as err:  # the module's own error: one line, not its traceback
+        raise ValueError(f"task {spec!r}: importing {module_name} failed: "
+                         f"{type(err).__name__}: {err}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"task {spec!r}: {module_name} has no {attr}; name a Task class "

@@ -28,12 +28,14 @@ memory, since a zip's compressed member cannot be mapped.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
 import urllib.parse
 import zipfile
-from collections.abc import Hashable, Iterator, Sequence
+import zlib
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ ARRAYS = ("inputs", "targets", "mask", "lengths", "classes")
 # judged on the same sequences.
 SPLIT_SEED = 34
 VAL_BATCH = 256  # sequences per batch of the held-out set
+_IN_MEMORY = itertools.count()  # tells apart the ArrayFiles of arrays given in memory
 _CHUNK_BYTES = 1 << 26  # the checks read a memory-mapped file this much at a time
 _SAVE = "numpy.savez(FILE, inputs=..., targets=...)"
 
@@ -66,14 +69,18 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path} is not an .npz file (a zip of .npy arrays); save your arrays "
                          f"with {_SAVE}")
     arrays = {}
-    with zipfile.ZipFile(path) as z, open(path, "rb") as f:
-        for info in z.infolist():
-            name = info.filename.removesuffix(".npy")
-            try:
-                arrays[name] = _member(path, z, f, info)
-            except ValueError as err:
-                raise ValueError(f"{path}: {name} is not a numeric .npy array ({err}); save "
-                                 f"your arrays with {_SAVE}") from None
+    try:
+        with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+            for info in z.infolist():
+                name = info.filename.removesuffix(".npy")
+                try:
+                    arrays[name] = _member(path, z, f, info)
+                except ValueError as err:
+                    raise ValueError(f"{path}: {name} is not a numeric .npy array ({err}); "
+                                     f"save your arrays with {_SAVE}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a damaged file
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}: {err}); "
+                         f"write it again with {_SAVE}") from None
     return arrays
 
 
@@ -251,15 +258,23 @@ class ArrayFile:
     """One .npz file of sequences, checked: its arrays (memory-mapped where it can), sizes
     and kind of targets."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path).absolute()
-        arrays = read_npz(self.path)
+    def __init__(self, path: str | os.PathLike | Mapping[str, Any]) -> None:
+        if isinstance(path, Mapping):  # arrays in memory, named as in a file
+            self.path = Path("<arrays>")
+            arrays = {name: np.asarray(a) for name, a in path.items()}
+            self.stamp: tuple = ("arrays", next(_IN_MEMORY))
+        else:
+            self.path = Path(path).absolute()
+            arrays = read_npz(self.path)
+            stat = self.path.stat()
+            self.stamp = (str(self.path), stat.st_mtime_ns, stat.st_size)
         _check_names(self.path, arrays)
         self.kind = _check_shapes(self.path, arrays)  # "bits" or "classes"
         declared = _declared_classes(self.path, arrays) if self.kind == "classes" else None
         N, T, C = arrays["inputs"].shape
         _check_lengths(self.path, arrays.get("lengths"), T)
-        rows = max(1, _CHUNK_BYTES // max(1, T * (C + 8)))
+        row_bytes = sum(a[0].nbytes for a in arrays.values() if a.ndim >= 2)  # one sequence
+        rows = max(1, _CHUNK_BYTES // max(1, row_bytes))
         top = max(_check_chunk(self.path, arrays, lo, min(N, lo + rows), self.kind, declared)
                   for lo in range(0, N, rows))
         if self.kind == "classes" and declared is None and top < 1:
@@ -270,8 +285,6 @@ class ArrayFile:
         self.sequences, self.steps, self.channels = N, T, C
         self.outputs = (arrays["targets"].shape[2] if self.kind == "bits" else
                         declared or top + 1)  # K
-        stat = self.path.stat()
-        self.stamp = (str(self.path), stat.st_mtime_ns, stat.st_size)
 
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sequences ``rows`` (any shape S) as (inputs (*S, T, C) float32, targets (*S, T, K)
@@ -394,8 +407,8 @@ class ArrayTask(Task):
     generalisation_check = ()
     example_size = {"split": "val"}
 
-    def __init__(self, path: str | os.PathLike, val_fraction: float = 0.1,
-                 val_data: str | os.PathLike | None = None) -> None:
+    def __init__(self, path: str | os.PathLike | Mapping[str, Any], val_fraction: float = 0.1,
+                 val_data: str | os.PathLike | Mapping[str, Any] | None = None) -> None:
         train = ArrayFile(path)
         if val_data is None:
             if not (isinstance(val_fraction, (int, float)) and 0 < val_fraction < 1):
@@ -409,12 +422,12 @@ class ArrayTask(Task):
             order = np.random.RandomState(SPLIT_SEED).permutation(train.sequences)
             val, train_rows, val_rows = train, np.sort(order[:-held]), np.sort(order[-held:])
         else:
-            same = Path(val_data).absolute() == train.path
+            same = not isinstance(val_data, Mapping) and Path(val_data).absolute() == train.path
             val = train if same else ArrayFile(val_data)
             _check_alike(train, val)
             train_rows, val_rows = np.arange(train.sequences), np.arange(val.sequences)
         self._parts = {"train": (train, train_rows), "val": (val, val_rows)}
-        self.name = train.path.stem
+        self.name = "arrays" if isinstance(path, Mapping) else train.path.stem
         self.kind = train.kind
         self.input_size = train.channels
         self.output_size = max(train.outputs, val.outputs)
@@ -499,6 +512,10 @@ def _check_alike(train: ArrayFile, val: ArrayFile) -> None:
     if val.kind != train.kind:
         raise ValueError(f"{val.path} has {val.kind} targets and {train.path} {train.kind}; "
                          "a held-out file holds targets of the same kind")
+    if train.kind == "classes" and val.outputs > train.outputs:
+        raise ValueError(f"{val.path} has {val.outputs} classes and {train.path} {train.outputs}; "
+                         "a held-out file holds the training file's classes (store classes=K "
+                         "in both)")
     if val.channels != train.channels or (train.kind == "bits" and val.outputs != train.outputs):
         raise ValueError(
             f"{val.path} has {val.channels} input channels and {val.outputs} outputs, "
