@@ -319,6 +319,17 @@ def test_train_on_bits_with_a_held_out_file_and_draw_its_memory(files, tmp_path,
     assert (run_dir / "figures" / "memory.png").is_file()
 
 
+def test_a_population_trains_on_a_file_and_its_members_report(files, tmp_path):
+    run_dir = tmp_path / "pop"
+    assert main(["train", "--data", str(files / "reverse.npz"), "--seeds", "0,1",
+                 "--sequences", "16", "--run-dir", str(run_dir), *TINY]) == 0
+    for member in ("seed-0", "seed-1"):
+        summary = json.loads((run_dir / member / "summary.json").read_text())
+        assert summary["validation"]["sequences"] == 2 and "accuracy" in summary["validation"]
+    assert main(["report", str(run_dir / "seed-1")]) == 0
+    assert "no target: trained for its budget" in (run_dir / "seed-1" / "report.html").read_text()
+
+
 def test_the_default_run_directory_is_named_after_the_file(files):
     from diffmem import cli
     from diffmem.config import resolve

@@ -132,6 +132,7 @@ def test_a_module_task_trains_evaluates_and_plots_from_the_command_line(user_mod
     assert main(["eval", "run", "--sizes", "5", "--count", "4", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["label"] == "length 5"
     assert main(["plot", "run", "--figure", "memory"]) == 0
+    assert main(["report", "run"]) == 0 and os.path.isfile("run/report.html")
     assert main(["config", spec]) == 0
 
 
