@@ -64,12 +64,7 @@ def make_population_step(graphdef, rest, task: Task, t: TrainConfig, members: in
         new, metrics = update(state, data_key, make_optimizer(t, lr))
         return keep(active, new, state), metrics
 
-    step = jax.vmap(member)
-
-    def population_step(states, data_keys, lrs, active):
-        return step(states, data_keys, lrs, active)
-
-    return jax.jit(population_step)
+    return jax.jit(jax.vmap(member))
 
 
 # Both compiled whole: leaf by leaf, every array shape would compile a program of its own.
