@@ -64,6 +64,10 @@ def not_a_task():
     return 42
 
 
+def broken():
+    return Parity(lenght=4)
+
+
 NUMBER = 3
 '''
 
@@ -93,6 +97,7 @@ def test_a_module_task_is_a_class_or_a_factory_with_arguments(user_module):
     ("Missing", "has no Missing; name a Task class or a function returning a Task"),
     ("NUMBER", "NUMBER is a int, not a Task class or a function returning a Task"),
     ("not_a_task", "not_a_task() returned a int, not a diffmem.tasks.Task"),
+    ("broken", "broken() failed: TypeError: "),
     ("jnp", "jnp is a module, not a Task class"),
     ("NoSample", "(class NoSample) cannot be used: it lacks sample (the method that draws a "
                  "batch); implement sample"),

@@ -155,7 +155,10 @@ def _from_module(spec: str, kwargs: dict) -> Task:
     elif not callable(obj):
         raise ValueError(f"task {spec!r}: {attr} is a {type(obj).__name__}, not a Task class "
                          "or a function returning a Task")
-    task = obj(**kwargs)
+    try:
+        task = obj(**kwargs)
+    except Exception as err:  # the user's constructor: one line, not its traceback
+        raise ValueError(f"task {spec!r}: {attr}() failed: {type(err).__name__}: {err}") from None
     if not isinstance(task, Task):
         raise ValueError(f"task {spec!r}: {attr}() returned a {type(task).__name__}, not a "
                          "diffmem.tasks.Task")
