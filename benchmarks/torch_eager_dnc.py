@@ -24,7 +24,11 @@ unchanged on torch 2.13: no compatibility patch is applied.)
 
 Options: ``--seconds`` (measured time per batch size, default 20), ``--warmup`` (untimed
 warm-up steps, default 5), ``--threads`` (torch intra-op threads; default: torch's default)
-and ``--json`` (machine-readable output); the same as ``benchmarks/torch_eager_ntm.py``.
+and ``--json`` (machine-readable output), as in ``benchmarks/torch_eager_ntm.py``; and the
+sizes: ``--memory-rows`` (one or a comma-separated list, default 128), ``--memory-width``
+(default 20), ``--read-heads`` (default 1) and ``--controller-size`` (default 100). The DNC
+paper's bAbI model is ``--memory-rows 256 --memory-width 64 --read-heads 4
+--controller-size 256`` (results/dnc-scale/run.sh).
 
 Model: ``dnc.DNC(9, 100, rnn_type="lstm", num_layers=1, num_hidden_layers=1, nr_cells=128,
 cell_size=20, read_heads=1, clip=20)``: one LSTM layer of 100 units, memory 128 x 20, one read
@@ -83,18 +87,19 @@ LEARNING_RATE = 3e-3
 CLIP_NORM = 10.0
 
 
-def build_model(rows: int = MEMORY_ROWS) -> nn.Module:
-    """The package's DNC at diffmem's sizes (``rows`` memory rows), with an 8-bit output layer
-    (see the docstring)."""
+def build_model(rows: int = MEMORY_ROWS, width: int = MEMORY_WIDTH, heads: int = READ_HEADS,
+                units: int = CONTROLLER_UNITS) -> nn.Module:
+    """The package's DNC at diffmem's sizes (``rows`` memory rows of ``width``, ``heads`` read
+    heads, an LSTM of ``units``), with an 8-bit output layer (see the docstring)."""
     model = dnc.DNC(
         input_size=INPUT_WIDTH,
-        hidden_size=CONTROLLER_UNITS,
+        hidden_size=units,
         rnn_type="lstm",
         num_layers=1,
         num_hidden_layers=1,  # the package's default, 2, would stack two LSTM layers
         nr_cells=rows,
-        cell_size=MEMORY_WIDTH,
-        read_heads=READ_HEADS,
+        cell_size=width,
+        read_heads=heads,
         batch_first=True,
         gpu_id=-1,  # CPU
         independent_linears=False,  # one interface layer, as in diffmem
@@ -102,7 +107,7 @@ def build_model(rows: int = MEMORY_ROWS) -> nn.Module:
         clip=CLIP,
     )
     # Its forward applies self.output to [h_t, r_t] at each step; make that the 8-bit output.
-    model.output = nn.Linear(CONTROLLER_UNITS + READ_HEADS * MEMORY_WIDTH, OUTPUT_WIDTH)
+    model.output = nn.Linear(units + heads * width, OUTPUT_WIDTH)
     return model
 
 
@@ -144,9 +149,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def benchmark(batch: int, seconds: float, warmup: int, rows: int = MEMORY_ROWS) -> dict:
+def benchmark(batch: int, seconds: float, warmup: int, rows: int = MEMORY_ROWS,
+              width: int = MEMORY_WIDTH, heads: int = READ_HEADS,
+              units: int = CONTROLLER_UNITS) -> dict:
     torch.manual_seed(0)
-    model = build_model(rows)
+    model = build_model(rows, width, heads, units)
     optimizer = make_optimizer(model)
     loss = None
     for _ in range(warmup):
@@ -164,6 +171,10 @@ def benchmark(batch: int, seconds: float, warmup: int, rows: int = MEMORY_ROWS) 
     return {
         "batch_size": batch,
         "memory_rows": rows,
+        "memory_width": width,
+        "read_heads": heads,
+        "controller_size": units,
+        "parameters": count_parameters(model),
         "sequences_per_second": steps * batch / elapsed,
         "steps": steps,
         "seconds": elapsed,
@@ -189,12 +200,24 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per batch size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--memory-rows", type=int, default=MEMORY_ROWS,
-                        help="memory rows N (diffmem's DNC trains copy on 32, the paper's 128)")
+    parser.add_argument("--memory-rows", default=str(MEMORY_ROWS),
+                        help="memory rows N, comma-separated (diffmem's DNC trains copy on 32)")
+    parser.add_argument("--memory-width", type=int, default=MEMORY_WIDTH, help="row width W")
+    parser.add_argument("--read-heads", type=int, default=READ_HEADS, help="read heads R")
+    parser.add_argument("--controller-size", type=int, default=CONTROLLER_UNITS,
+                        help="LSTM units (the DNC paper's bAbI model: N 256, W 64, R 4, 256)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of results")
     args = parser.parse_args(argv)
-    if args.memory_rows < 1:
-        parser.error("--memory-rows must be a positive integer")
+    try:
+        rows_list = [int(n) for n in args.memory_rows.split(",") if n.strip()]
+    except ValueError:
+        rows_list = []
+    if not rows_list or any(n < 1 for n in rows_list):
+        parser.error(f"--memory-rows {args.memory_rows!r} must be comma-separated positive "
+                     "integers")
+    for name in ("memory_width", "read_heads", "controller_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
 
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     if not batch_sizes or any(b < 1 for b in batch_sizes):
@@ -203,22 +226,23 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
+    sizes = dict(width=args.memory_width, heads=args.read_heads, units=args.controller_size)
     if not args.json:
-        n_params = count_parameters(build_model(args.memory_rows))
         print(f"eager PyTorch DNC baseline (dnc {_dnc_version()}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads)")
-        print(f"parameters: {n_params:,}  (LSTM {CONTROLLER_UNITS}, {READ_HEADS} read head, "
-              f"memory {args.memory_rows}x{MEMORY_WIDTH}, copy length {SEQ_LEN})")
-        print(f"{'batch':>6} {'steps':>7} {'seconds':>8} {'seq/s':>10} {'loss':>8}")
+        print(f"LSTM {args.controller_size}, {args.read_heads} read heads, rows of width "
+              f"{args.memory_width}, copy length {SEQ_LEN}")
+        print(f"{'rows':>6} {'batch':>6} {'steps':>7} {'seconds':>8} {'seq/s':>10} {'loss':>8}")
 
     results = []
-    for batch in batch_sizes:
-        res = benchmark(batch, args.seconds, args.warmup, args.memory_rows)
-        final_loss = res.pop("_final_loss")
-        results.append(res)
-        if not args.json:
-            print(f"{batch:>6} {res['steps']:>7} {res['seconds']:>8.2f} "
-                  f"{res['sequences_per_second']:>10.2f} {final_loss:>8.4f}", flush=True)
+    for rows in rows_list:
+        for batch in batch_sizes:
+            res = benchmark(batch, args.seconds, args.warmup, rows, **sizes)
+            final_loss = res.pop("_final_loss")
+            results.append(res)
+            if not args.json:
+                print(f"{rows:>6} {batch:>6} {res['steps']:>7} {res['seconds']:>8.2f} "
+                      f"{res['sequences_per_second']:>10.2f} {final_loss:>8.4f}", flush=True)
 
     if args.json:
         print(json.dumps(results, indent=2))

@@ -5,7 +5,8 @@
 
 Memory-use and generalisation figures run the pretrained models in src/diffmem/weights/ (the
 same as `diffmem demo TASK --seed 0` and `diffmem plot`); learning curves come from the
-validation points stored in results/reproduce/*.json. Nothing is trained.
+validation points stored in results/reproduce/*.json, and the scaling figure (`--tasks
+scaling`) from the `diffmem bench --json` records in results/dnc-scale/. Nothing is trained.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ OUT = ROOT / "docs" / "figures"
 RECORDS = ROOT / "results" / "reproduce"
 # The NTMs whose memory use and generalisation are drawn (each task's default shipped model).
 NTM_TASKS = ("copy", "repeat-copy", "associative-recall")
+SCALING = ROOT / "results" / "dnc-scale"
+# The scaling figure: (bench record, legend label), at batch SCALING_BATCH.
+SCALING_RUNS = [("ntm.json", "NTM"), ("dnc-dense.json", "DNC, dense link"),
+                ("dnc-sparse-k8.json", "DNC, sparse link (K = 8)")]
+SCALING_BATCH = 16
 # Learning curves: (task, [(record, legend label)]).
 CURVES = [
     ("copy", [("copy-ntm-lstm-default", "NTM, LSTM controller"),
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             task = tasks.get(task_name)
             save(plots.memory_figure(model, task, task.example_size, seed=0), args.out,
                  f"{task_name}-dnc-memory.png")
+    if keep("scaling"):
+        save(scaling_figure(SCALING), args.out, "scaling.png")
     for task_name, runs in CURVES:
         if keep(task_name):
             curves = {label: json.loads((RECORDS / f"{record}.json").read_text())["curve"]
@@ -72,6 +80,38 @@ def main(argv: list[str] | None = None) -> int:
             save(plots.learning_curves(curves, title=f"{task_name}: learning curves (CPU runs)"),
                  args.out, f"{task_name}-curves.png")
     return 0
+
+
+def scaling_figure(folder: Path):
+    """Time and planned memory of a training step against the memory's rows, log-log, one
+    line per model, from the bench records in ``folder`` at batch ``SCALING_BATCH``."""
+    import matplotlib.pyplot as plt
+
+    fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, label in SCALING_RUNS:
+        rows = [r for r in json.loads((folder / name).read_text())
+                if r["batch_size"] == SCALING_BATCH]
+        rows.sort(key=lambda r: r["memory_rows"])
+        n = [r["memory_rows"] for r in rows]
+        time_ax.loglog(n, [r["step_ms"] / SCALING_BATCH for r in rows], "o-", label=label)
+        memory_ax.loglog(n, [r["peak_bytes"] / 2**20 / SCALING_BATCH for r in rows], "o-",
+                         label=label)
+    first = json.loads((folder / SCALING_RUNS[0][0]).read_text())[0]
+    time_ax.set(xlabel="memory rows N", ylabel="ms per time step and sequence",
+                title="training step (forward + backward)")
+    memory_ax.set(xlabel="memory rows N", ylabel="MiB per sequence",
+                  title="memory XLA plans for the update")
+    sizes = sorted({n for line in time_ax.get_lines() for n in line.get_xdata()})
+    for ax in (time_ax, memory_ax):
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.minorticks_off()
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"W = {first['memory_width']}, R = {first['read_heads']}, LSTM "
+                 f"{first['controller_size']}, batch {SCALING_BATCH}, copy length 20; "
+                 f"{first['device']}", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -191,12 +192,14 @@ def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
 
     seen = []
 
-    def fake_benchmark(sizes, seconds, config, populations=None):  # only the wiring
+    def fake_benchmark(sizes, seconds, config, populations=None, memory_rows=None):  # wiring
         seen.append(config.model.kind)
         members = {} if populations is None else {"population": populations[0]}
+        rows = config.model.memory_rows if memory_rows is None else memory_rows[0]
         return [{"model": config.model.kind, "batch_size": sizes[0], "time_steps": 41,
                  "parameters": 1, "device": "cpu", "sequences_per_second": 1.0,
-                 "updates_per_second": 1.0, "compile_seconds": 0.0, **members}]
+                 "updates_per_second": 1.0, "compile_seconds": 0.0, "step_ms": 0.5,
+                 "peak_bytes": 2_000_000, "memory_rows": rows, **members}]
 
     monkeypatch.setattr(bench, "benchmark", fake_benchmark)
     assert main(["bench", "--model", "dnc", "--batch-sizes", "1,2", "--seconds", "1"]) == 0
@@ -211,3 +214,14 @@ def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
         capsys.readouterr().out.split())
     assert main(["bench", "--model", "gru"]) == 2
     assert "unknown model 'gru'" in capsys.readouterr().out
+    assert main(["bench", "--model", "dnc", "--memory-rows", "64,128", "--batch-sizes", "1,4",
+                 "--json"]) == 0
+    assert [(r["memory_rows"], r["batch_size"]) for r in json.loads(capsys.readouterr().out)] \
+        == [(64, 1), (64, 4), (128, 1), (128, 4)]
+    assert main(["bench", "--model", "dnc", "--memory-rows", "64,128", "--batch-sizes", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "memory" in table and re.search(r"│\s+128\s+│\s+1\s+│", table)
+    assert main(["bench", "--model", "dnc", "--memory-rows", "0"]) == 2
+    assert "--memory-rows '0' must be comma-separated" in " ".join(capsys.readouterr().out.split())
+    assert main(["bench", "--model", "lstm", "--memory-rows", "64"]) == 2
+    assert "the lstm has no memory" in capsys.readouterr().out

@@ -305,6 +305,9 @@ def test_wrong_input_rank_names_the_expected_layout():
     (dict(memory_width=2.5), "memory_width=2.5 must be a positive integer"),
     (dict(controller="gru"), r"controller='gru' is not one of \['feedforward', 'lstm'\]"),
     (dict(clip=0.0), "clip=0.0 must be a positive number"),
+    (dict(link_topk=N + 1), f"link_topk={N + 1} must be None .* from 1 to memory_rows={N}"),
+    (dict(link_topk=0), "link_topk=0 must be None"),
+    (dict(link_topk=True), "link_topk=True must be None"),
 ])
 def test_invalid_sizes_are_rejected_with_the_value_named(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -469,3 +472,62 @@ def test_state_grad_clip_keeps_the_dncs_forward_pass_and_changes_its_gradient():
         return jax.tree.leaves(jax.grad(loss)(params))
 
     assert any(not np.allclose(a, b) for a, b in zip(grads(MODEL), grads(clipped)))
+
+
+def test_a_sparse_link_of_k_equal_to_n_gives_the_dense_dncs_outputs_gradients_and_trace():
+    # Batch 2 and a clipped state gradient: the rematerialised step and the clip of the
+    # sparse link's integer indices both take part.
+    dense, sparse = tiny(state_grad_clip=10.0), tiny(state_grad_clip=10.0, link_topk=N)
+    start = sparse.initial_state(B)._replace(memory=MEMORY)
+    assert start.link.forward_index.shape == (B, N, N)
+    out, _, trace = sparse(X, start, return_trace=True)
+    expected, _, expected_trace = dense(X, dense.initial_state(B)._replace(memory=MEMORY),
+                                        return_trace=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(trace.link, expected_trace.link, atol=1e-6)
+
+    def grads(model):
+        graphdef, params = nnx.split(model)
+        loss = lambda p: jnp.sum(nnx.merge(graphdef, p)(X)[0] ** 2)  # noqa: E731
+        return jax.grad(loss)(params)
+
+    assert_trees_close(grads(sparse), grads(dense))
+
+
+def test_link_topk_is_a_dnc_setting_that_reaches_the_model_and_is_checked():
+    config = apply_sets(tiny_dnc(), ["model.link_topk=2"])
+    assert nnx.eval_shape(lambda: build_model(config)).cell.link_topk == 2
+    rows = config.model.memory_rows
+    with pytest.raises(ConfigError, match=rf"model.link_topk={rows + 1} must be None"):
+        validate(config.replace(model={"link_topk": rows + 1}))
+    ntm = resolve("copy", "ntm-lstm").replace(model={"link_topk": 8})
+    with pytest.raises(ConfigError, match="model.link_topk=8 is a setting of the dnc only"):
+        validate(ntm)
+    # The evaluation memory must hold K rows too, found before training rather than after.
+    small = resolve("copy", "dnc").replace(model={"link_topk": 24, "eval_memory_rows": 16})
+    with pytest.raises(ConfigError, match="model.link_topk=24 is more than "
+                                          "model.eval_memory_rows=16"):
+        validate(small)
+
+
+def test_a_state_with_another_link_is_refused_with_what_was_expected():
+    dense_state = MODEL.initial_state(B)
+    with pytest.raises(ValueError, match="holds a dense link; this DNC has a sparse link of "
+                                         "K = 2"):
+        tiny(link_topk=2)(X, dense_state)
+    with pytest.raises(ValueError, match="holds a sparse link of K = 2; this DNC has a sparse "
+                                         "link of K = 3"):
+        tiny(link_topk=3)(X, tiny(link_topk=2).initial_state(B))
+    with pytest.raises(ValueError, match="this DNC has a dense link"):
+        MODEL(X, tiny(link_topk=2).initial_state(B))
+
+
+def test_the_benchmark_gives_a_row_per_memory_size_with_its_step_time_and_planned_memory():
+    from diffmem.bench import benchmark
+
+    config = tiny_dnc().replace(model={"link_topk": 2})
+    rows = benchmark([1], seconds=0.05, length=3, config=config, memory_rows=[4, 16])
+    assert [(r["memory_rows"], r["link_topk"]) for r in rows] == [(4, 2), (16, 2)]
+    for r in rows:
+        assert r["step_ms"] == pytest.approx(1000 / r["updates_per_second"] / r["time_steps"])
+    assert 0 < rows[0]["peak_bytes"] < rows[1]["peak_bytes"]  # the memory is in the update

@@ -541,3 +541,196 @@ def test_sharpening_a_link_that_rounds_below_zero_stays_finite():
         out, g = jax.value_and_grad(
             lambda d, s=s: da.sharpen_directional(d, jnp.array([[s]])).sum())(d)
         assert np.isfinite(float(out)) and np.all(np.isfinite(np.asarray(g)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the hand-written gradients, and the sparse link matrix
+
+
+def formula_allocation(u):
+    """Allocation by the pairwise free list, differentiated by JAX (no hand-written rule)."""
+    u = EPS + (1.0 - EPS) * u
+    before = (u[..., None, :] < u[..., :, None]) | (
+        (u[..., None, :] == u[..., :, None]) & (np.arange(N)[None, :] < np.arange(N)[:, None]))
+    return (1.0 - u) * jnp.exp(jnp.einsum("...ij,...j->...i", before.astype(u.dtype),
+                                          jnp.log(u)))
+
+
+@pytest.mark.parametrize("way", ["ranked", "sorted"])
+def test_allocations_written_out_gradient_equals_automatic_differentiation(x64, way):
+    # Both ways allocation is computed: ranking the rows pairwise (below da.SORT_FROM rows)
+    # and sorting them.
+    allocate = {"ranked": da._ranked_allocation, "sorted": da._sorted_allocation}[way]
+    rng = np.random.default_rng(0)
+    # Ties, an unused row and a fully used one included: the order of equal rows is fixed.
+    u = rng.random((B, N))
+    u[0, 1] = u[0, 4] = 0.3
+    u[1, 0], u[1, 2] = 0.0, 1.0
+    cotangent = f64(rng.normal(size=(B, N)))
+    value, vjp = jax.vjp(allocate, f64(u))
+    expected_value, expected_vjp = jax.vjp(formula_allocation, f64(u))
+    np.testing.assert_allclose(value, expected_value, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(vjp(cotangent)[0], expected_vjp(cotangent)[0], rtol=1e-10,
+                               atol=1e-9)
+
+
+def test_allocation_sorts_from_sort_from_rows_and_ranks_below():
+    rng = np.random.default_rng(1)
+    for n in (da.SORT_FROM - 1, da.SORT_FROM):
+        u = jnp.asarray(rng.random((1, n)), jnp.float32)
+        way = da._sorted_allocation if n >= da.SORT_FROM else da._ranked_allocation
+        other = da._ranked_allocation if n >= da.SORT_FROM else da._sorted_allocation
+        np.testing.assert_allclose(allocation(u), jax.jit(way)(u), rtol=1e-6, atol=1e-7)
+        # The two ways round differently: equal to float32 rounding, not bit for bit.
+        np.testing.assert_allclose(allocation(u), jax.jit(other)(u), rtol=1e-4, atol=1e-6)
+
+
+def test_link_and_directions_equals_link_then_directions_in_values_and_gradients(x64):
+    rng = np.random.default_rng(1)
+    l_prev, p_prev = random_link(rng)
+    args = tuple(map(f64, (l_prev, p_prev, partial_weighting(rng, B, N),
+                           partial_weighting(rng, B, R, N))))
+
+    def composed(lnk, p, ww, wr):
+        new = da.link(lnk, p, ww)
+        return (new, *da.directional_weights(new, wr))
+
+    values, vjp = jax.vjp(da.link_and_directions, *args)
+    expected_values, expected_vjp = jax.vjp(composed, *args)
+    cotangents = tuple(f64(rng.normal(size=v.shape)) for v in values)
+    for got, want in zip(values + vjp(cotangents), expected_values + expected_vjp(cotangents)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def np_sparse_link(forward, backward, p_prev, ww, k):
+    """The sparse link rule on dense matrices: ``forward`` holds the entries kept for each
+    row of L, ``backward`` those kept for each column. Both decay by 1 - w_i - w_j and gain
+    w_i p_j (w and p cut to their K largest, diagonal 0); each row of ``forward`` the write
+    reached, and each column of ``backward`` the precedence reached, keeps its K largest."""
+    forward, backward = forward.copy(), backward.copy()
+    for b in range(ww.shape[0]):
+        w_rows = np.argsort(-ww[b])[:k]
+        p_cols = np.argsort(-p_prev[b])[:k]
+        w = np.zeros(N)
+        w[w_rows] = ww[b, w_rows]
+        p = np.zeros(N)
+        p[p_cols] = p_prev[b, p_cols]
+        for side in (forward, backward):
+            for i in range(N):
+                for j in range(N):
+                    side[b, i, j] = ((1 - w[i] - w[j]) * side[b, i, j] + w[i] * p[j]
+                                     if i != j else 0.0)
+        for i in w_rows:
+            forward[b, i, np.argsort(-forward[b, i])[k:]] = 0.0
+        for j in p_cols:
+            backward[b, np.argsort(-backward[b, :, j])[k:], j] = 0.0
+    return forward, backward
+
+
+def sparse_steps(ww, wr, k):
+    """Run the sparse link over ``ww`` (T, B, N) and ``wr`` (T, B, R, N), jit-compiled once
+    per shape: the final link, and each step's forward and backward weightings."""
+    def step(carry, xs):
+        lnk, p = carry
+        w, r = xs
+        lnk = da.sparse_link(lnk, p, w)
+        return (lnk, da.precedence(p, w)), da.sparse_directional_weights(lnk, r)
+
+    empty = da.empty_sparse_link(ww.shape[1], N, k, ww.dtype)
+    (lnk, _), directions = jax.lax.scan(step, (empty, jnp.zeros_like(ww[0])), (ww, wr))
+    return lnk, directions
+
+
+sparse_steps = jax.jit(sparse_steps, static_argnums=2)
+
+
+def dense_steps(ww, wr):
+    def step(carry, xs):
+        lnk, p = carry
+        w, r = xs
+        lnk = da.link(lnk, p, w)
+        return (lnk, da.precedence(p, w)), da.directional_weights(lnk, r)
+
+    zeros = jnp.zeros_like(ww[0])
+    return jax.lax.scan(step, (zeros[..., None] * zeros[..., None, :], zeros), (ww, wr))[1]
+
+
+def random_writes(rng, steps=6):
+    return (f64(np.stack([partial_weighting(rng, B, N) for _ in range(steps)])),
+            f64(np.stack([weighting(rng, B, R, N) for _ in range(steps)])))
+
+
+def test_the_sparse_link_with_k_equal_to_n_is_the_dense_link_in_values_and_gradients(x64):
+    ww, wr = random_writes(np.random.default_rng(2))
+    lnk, directions = sparse_steps(ww, wr, N)
+    expected = dense_steps(ww, wr)
+    np.testing.assert_allclose(da.dense_link(lnk), np_forward_link(ww), atol=1e-14)
+    for got, want in zip(directions, expected):
+        np.testing.assert_allclose(got, want, atol=1e-14)
+
+    def loss(steps):
+        return lambda ww, wr: sum(jnp.sum(jnp.sin(3.0 * d)) for d in steps(ww, wr))
+
+    got = jax.grad(loss(lambda ww, wr: sparse_steps(ww, wr, N)[1]), (0, 1))(ww, wr)
+    want = jax.grad(loss(dense_steps), (0, 1))(ww, wr)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def np_forward_link(ww):
+    lnk, p = np.zeros((B, N, N)), np.zeros((B, N))
+    for w in np.asarray(ww):
+        lnk, p = np_link(lnk, p, w), np_precedence(p, w)
+    return lnk
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_the_sparse_link_keeps_the_k_largest_entries_of_each_row_like_numpy(x64, k):
+    ww, wr = random_writes(np.random.default_rng(3 + k))
+    lnk, (forward, backward) = sparse_steps(ww, wr, k)
+    fwd, bwd, p = np.zeros((B, N, N)), np.zeros((B, N, N)), np.zeros((B, N))
+    for w in np.asarray(ww):
+        fwd, bwd = np_sparse_link(fwd, bwd, p, w, k)
+        p = np_precedence(p, w)
+    np.testing.assert_allclose(da.dense_link(lnk), fwd, atol=1e-14)
+    held = np.asarray(lnk.backward_value)
+    dense_backward = np.zeros((B, N, N))
+    for b in range(B):
+        for j in range(N):
+            dense_backward[b, np.asarray(lnk.backward_index)[b, j], j] += held[b, j]
+    np.testing.assert_allclose(dense_backward, bwd, atol=1e-14)
+    last_reads = np.asarray(wr[-1])
+    close(forward[-1], np_directional(fwd, last_reads)[0])
+    close(backward[-1], np_directional(bwd, last_reads)[1])
+    for index in (lnk.forward_index, lnk.backward_index):
+        index = np.asarray(index)
+        assert all(len(set(row)) == k for row in index.reshape(-1, k)), "an index held twice"
+    assert np.count_nonzero(fwd, axis=-1).max() <= k
+
+
+def test_a_row_never_holds_an_index_twice_even_when_decayed_values_round_below_zero():
+    # Row 0 holds entries a rounding below 0; the write and the precedence both point at row
+    # 0, so the update offers row 0 a self-link, which must not take a slot.
+    k = 2
+    link = da.empty_sparse_link(1, 4, k)
+    link = link._replace(forward_index=link.forward_index.at[0, 0].set(jnp.array([1, 2])),
+                         forward_value=jnp.full((1, 4, k), -1e-9))
+    w = jnp.array([[0.9, 0.05, 0.05, 0.0]])
+    p = jnp.array([[0.8, 0.1, 0.1, 0.0]])
+    out = jax.jit(da.sparse_link)(link, p, w)
+    for index in (out.forward_index, out.backward_index):
+        rows = np.asarray(index)[0]
+        assert all(len(set(row)) == k for row in rows), rows
+    assert 0 not in np.asarray(out.forward_index)[0, 0]  # no self-link in row 0
+
+
+def test_the_sparse_link_under_vmap_gives_each_members_own_update(x64):
+    # A population vmaps the update over its members.
+    rng = np.random.default_rng(7)
+    ww, wr = random_writes(rng, steps=3)
+    members = jnp.stack([ww, ww[::-1]])
+    links = jax.vmap(lambda w: sparse_steps(w, wr, 2)[0])(members)
+    for m in range(2):
+        alone = sparse_steps(members[m], wr, 2)[0]
+        np.testing.assert_allclose(da.dense_link(jax.tree.map(lambda a, m=m: a[m], links)),
+                                   da.dense_link(alone), atol=1e-14)

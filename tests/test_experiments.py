@@ -128,6 +128,22 @@ def test_make_figures_draws_a_tasks_figures_from_its_shipped_model(
     assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in drawn)
 
 
+def test_make_figures_draws_the_scaling_figure_from_bench_records(tmp_path, monkeypatch):
+    make_figures = script("make_figures")
+    records = tmp_path / "records"
+    records.mkdir()
+    for i, (name, _) in enumerate(make_figures.SCALING_RUNS):
+        rows = [{"memory_rows": n, "batch_size": b, "step_ms": (i + 1) * n / 100,
+                 "peak_bytes": (i + 1) * n * 2**20, "memory_width": 64, "read_heads": 4,
+                 "controller_size": 256, "device": "cpu"} for n in (128, 256) for b in (1, 16)]
+        (records / name).write_text(json.dumps(rows))
+    monkeypatch.setattr(make_figures, "SCALING", records)
+    out = tmp_path / "figures"
+    assert make_figures.main(["--out", str(out), "--tasks", "scaling"]) == 0
+    assert [p.name for p in out.iterdir()] == ["scaling.png"]
+    assert (out / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_compare_runs_tells_a_copy_of_a_run_from_a_changed_one(tmp_path, tiny_run, capsys):
     compare_runs = script("compare_runs")
     copied = tmp_path / "copy"

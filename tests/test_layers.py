@@ -218,3 +218,35 @@ def test_wrong_lengths_and_remat_name_what_was_expected(kind):
         layer(kind)(X, seq_lengths=jnp.ones(B))
     with pytest.raises(ValueError, match="remat='dots' must be 'auto', None"):
         LAYERS[kind](remat="dots", rngs=nnx.Rngs(0))
+
+
+def test_chunked_rematerialisation_gives_the_same_outputs_state_and_gradients():
+    # T = 7 in chunks of 3: two whole chunks and a shorter last one; with per-sequence lengths.
+    def run_and_grads(chunk):
+        model = LAYERS["dnc"](remat_chunk=chunk, rngs=nnx.Rngs(0))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+        def loss(p):
+            out, state, trace = nnx.merge(graphdef, p, rest)(
+                X, start("dnc"), seq_lengths=LENGTHS, return_trace=True)
+            return jnp.sum(out ** 2), (out, state, trace)
+
+        return jax.jit(jax.grad(loss, has_aux=True))(params)
+
+    plain = run_and_grads(None)
+    for chunk in (3, "auto"):  # "auto": this state is far too small to chunk
+        assert_trees_close(run_and_grads(chunk), plain)
+    for bad in (0, True):
+        with pytest.raises(ValueError, match=f"remat_chunk={bad} must be 'auto', None"):
+            LAYERS["dnc"](remat_chunk=bad, rngs=nnx.Rngs(0))
+
+
+def test_auto_chunks_only_a_large_state_by_about_the_square_root_of_its_steps():
+    from diffmem.scan import CHUNK_FROM_BYTES, chunk_steps
+
+    small = jnp.zeros(CHUNK_FROM_BYTES // 4 - 1)
+    assert chunk_steps("auto", small, 41) is None
+    assert chunk_steps("auto", (small, jnp.zeros(1)), 41) == 7
+    assert chunk_steps(5, small, 41) == 5 and chunk_steps(None, small, 41) is None
+    # A state of integers (a sparse link's indices) counts by its bytes too.
+    assert chunk_steps("auto", jnp.zeros(CHUNK_FROM_BYTES // 4, jnp.int32), 9) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -265,9 +266,12 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", help="populations to time, e.g. 1,4,10,32: each trains that "
                    "many seeds in one compiled update (diffmem train --seeds); its speed counts "
                    "the sequences of all members")
+    p.add_argument("--memory-rows", metavar="N1,N2,...",
+                   help="memory sizes to time, e.g. 128,256,512: a row for each (rows x batch "
+                   "size), with the step's time and its planned memory")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per batch size")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any configuration field, e.g. --set model.memory_rows=128 (repeatable)")
+                   help="any configuration field, e.g. --set model.link_topk=8 (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -669,23 +673,26 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--seconds {args.seconds} must be a positive, finite number")
     sizes = _int_list(args.batch_sizes, "--batch-sizes")
     populations = _int_list(args.population, "--population") if args.population else [None]
+    rows_list = _int_list(args.memory_rows, "--memory-rows") if args.memory_rows else [None]
     if args.population:  # every row as populations train, a population of 1 too
         one_thread_per_process()
     config = apply_sets(resolve("copy", args.model), args.set)
+    if args.memory_rows and not models.get(config.model.kind).has_memory:
+        raise ValueError(f"--memory-rows: the {args.model} has no memory; leave it out")
     if not args.json:
         changed = f", {', '.join(args.set)}" if args.set else ""
         console.print(f"[bold]diffmem bench[/bold]: model {args.model} "
                       f"({models.get(args.model).description}), copy settings{changed}",
                       highlight=False)
     rows = []
-    for members in populations:
-        for size in sizes:
-            if not args.json:
-                what = "" if members is None else f"population {members}, "
-                console.print(f"{what}batch {size}: compiling and timing for "
-                              f"{args.seconds:g} s ...")
-            rows += benchmark([size], seconds=args.seconds, config=config,
-                              populations=None if members is None else [members])
+    for n, members, size in itertools.product(rows_list, populations, sizes):
+        if not args.json:
+            what = "" if members is None else f"population {members}, "
+            what += "" if n is None else f"{n} rows, "
+            console.print(f"{what}batch {size}: compiling and timing for {args.seconds:g} s ...")
+        rows += benchmark([size], seconds=args.seconds, config=config,
+                          populations=None if members is None else [members],
+                          memory_rows=None if n is None else [n])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -27,7 +27,8 @@ NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (tape_bias, ...)
 # Fields of some kinds of model only, and those kinds: on another kind a value other than the
 # default would be ignored, so it is refused.
 ONLY_FOR = {"memory_init": NTM_KINDS, "tape_bias": NTM_KINDS, "tape_read_heads": NTM_KINDS,
-            "read_after_write": NTM_KINDS, **{switch: ("dnc",) for switch in DNC_SWITCHES}}
+            "read_after_write": NTM_KINDS, **{switch: ("dnc",) for switch in DNC_SWITCHES},
+            "link_topk": ("dnc",)}
 # Fields removed because no preset used them and no user feature needed them, with the value
 # they had to have: runs and checkpoints written before still load. They were last in commit
 # 05b86b3 (diffmem 0.19.1).
@@ -74,6 +75,9 @@ class ModelConfig:
     content_masking: bool = False
     deallocation: bool = False
     link_sharpness: bool = False
+    # The DNC's sparse link matrix (Graves et al. 2016, Methods): K entries per row of the
+    # link matrix and of its transpose, O(N K) a step instead of O(N^2); None: dense.
+    link_topk: int | None = None
     # Rows of the memory after training: the final evaluation, `diffmem eval`, figures and the
     # demo (None: memory_rows). Only for a model whose parameters do not depend on the number
     # of rows (the DNC): trained on a small memory it must reuse the rows it has read, which
@@ -374,6 +378,11 @@ def _check_model_fields(m: ModelConfig) -> None:
                 f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
                 f"not depend on the number of memory rows, such as the DNC; the {m.kind} is "
                 f"evaluated on the memory it was trained with: set it to none")
+        if m.link_topk is not None and m.link_topk > m.eval_memory_rows:
+            raise ConfigError(
+                f"model.link_topk={m.link_topk!r} is more than model.eval_memory_rows="
+                f"{m.eval_memory_rows}, the rows of the memory it is evaluated on: lower "
+                "link_topk or raise eval_memory_rows")
 
 
 def _check_task(task: Any) -> None:

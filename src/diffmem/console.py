@@ -361,14 +361,23 @@ def demo_table(metrics: dict[str, float], title: str) -> Table:
 
 def bench_table(rows: list[dict[str, Any]]) -> Table:
     """``diffmem.bench.benchmark``'s rows: throughput per batch size."""
-    table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} steps), "
-                        f"{rows[0]['parameters']:,} parameters\n{rows[0]['device']}")
+    counts = {r["parameters"] for r in rows}
+    what = f", {rows[0]['parameters']:,} parameters" if len(counts) == 1 else ""
+    table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} "
+                        f"steps){what}\n{rows[0]['device']}")
     members = "population" in rows[0]
-    for name in (["population"] if members else []) + ["batch size", "sequences / s",
-                                                       "updates / s", "compile s"]:
+    sizes = len({r.get("memory_rows") for r in rows}) > 1
+    counts = len({r["parameters"] for r in rows}) > 1  # an NTM's initial weightings are N wide
+    for name in ((["memory rows"] if sizes else []) + (["parameters"] if counts else [])
+                 + (["population"] if members else [])
+                 + ["batch size", "sequences / s", "updates / s", "ms / step", "peak MB",
+                    "compile s"]):
         table.add_column(name, justify="right")
     for r in rows:
-        table.add_row(*([str(r["population"])] if members else []), str(r["batch_size"]),
-                      f"{r['sequences_per_second']:,.0f}", f"{r['updates_per_second']:,.1f}",
+        table.add_row(*([str(r["memory_rows"])] if sizes else []),
+                      *([f"{r['parameters']:,}"] if counts else []),
+                      *([str(r["population"])] if members else []), str(r["batch_size"]),
+                      f"{r['sequences_per_second']:,.1f}", f"{r['updates_per_second']:,.1f}",
+                      f"{r['step_ms']:.3g}", f"{r['peak_bytes'] / 1e6:,.1f}",
                       f"{r['compile_seconds']:.1f}")
     return table

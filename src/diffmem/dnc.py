@@ -30,6 +30,7 @@ from diffmem.checks import check_input, check_lengths, check_sizes
 from diffmem.controllers import CONTROLLERS
 from diffmem.scan import (
     batched_state,
+    check_chunk,
     check_remat,
     check_state_grad_clip,
     over_batch_axes,
@@ -43,7 +44,7 @@ class DNCState(NamedTuple):
     controller: Any  # ((c, h), ...) per LSTM layer, () for feed-forward
     memory: jax.Array  # (B, N, W) M_{t-1}
     usage: jax.Array  # (B, N) u_{t-1}
-    link: jax.Array  # (B, N, N) L_{t-1}
+    link: jax.Array | da.SparseLink  # (B, N, N) L_{t-1}, or K entries a row (link_topk)
     precedence: jax.Array  # (B, N) p_{t-1}
     read_weights: jax.Array  # (B, R, N) w^r_{t-1}
     write_weights: jax.Array  # (B, N) w^w_{t-1}
@@ -174,6 +175,10 @@ class DNCCell(nnx.RNNCellBase):
         rows are wiped and stop matching content lookups (Csordas & Schmidhuber).
       link_sharpness: sharpen the forward and backward weightings by learned exponents
         (Csordas & Schmidhuber).
+      link_topk: None for the paper's dense (N, N) link matrix; K for its sparse link matrix
+        (Methods, "Sparse link matrix"): K entries per row of L and of L^T, updated from the K
+        largest entries of the write weighting and the precedence, O(N K) a step instead of
+        O(N^2) (``diffmem.dnc_addressing.sparse_link``; K = N is the dense link).
       dtype: the dtype of the controller's and the linear layers' computation (None: that of
         their inputs and parameters, float32 by default), e.g. jnp.bfloat16. The addressing,
         the memory and the state are computed in ``param_dtype`` whatever it is (docs/layers.md).
@@ -196,6 +201,7 @@ class DNCCell(nnx.RNNCellBase):
         content_masking: bool = False,
         deallocation: bool = False,
         link_sharpness: bool = False,
+        link_topk: int | None = None,
         dtype: Any = None,
         param_dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
@@ -210,11 +216,16 @@ class DNCCell(nnx.RNNCellBase):
             raise ValueError(f"controller={controller!r} is not one of {sorted(CONTROLLERS)}")
         if not clip > 0:
             raise ValueError(f"clip={clip!r} must be a positive number (the paper uses 20)")
+        if link_topk is not None and (isinstance(link_topk, bool)
+                                      or not isinstance(link_topk, int)
+                                      or not 1 <= link_topk <= memory_rows):
+            raise ValueError(f"link_topk={link_topk!r} must be None (the dense link) or an "
+                             f"integer from 1 to memory_rows={memory_rows} (the paper uses 8)")
         self.input_size, self.output_size = input_size, output_size
         self.read_heads, self.memory_rows, self.memory_width = read_heads, memory_rows, memory_width
         self.clip = clip
         self.content_masking, self.deallocation = content_masking, deallocation
-        self.link_sharpness = link_sharpness
+        self.link_sharpness, self.link_topk = link_sharpness, link_topk
         self.dtype, self.param_dtype = dtype, param_dtype
         R, W = read_heads, memory_width
         dtypes = dict(dtype=dtype, param_dtype=param_dtype)
@@ -250,14 +261,20 @@ class DNCCell(nnx.RNNCellBase):
         zeros = lambda *shape: jnp.zeros(shape, self.param_dtype)  # noqa: E731
         return DNCState(
             controller=self.controller.initial_state(B),
-            memory=zeros(B, N, W), usage=zeros(B, N), link=zeros(B, N, N),
+            memory=zeros(B, N, W), usage=zeros(B, N), link=self._empty_link(B),
             precedence=zeros(B, N), read_weights=zeros(B, R, N), write_weights=zeros(B, N),
             reads=zeros(B, R, W),
         )
 
+    def _empty_link(self, batch_size: int) -> jax.Array | da.SparseLink:
+        N = self.memory_rows
+        if self.link_topk is None:
+            return jnp.zeros((batch_size, N, N), self.param_dtype)
+        return da.empty_sparse_link(batch_size, N, self.link_topk, self.param_dtype)
+
     def check_state(self, state: DNCState) -> None:
         """Raise ValueError if ``state`` is not of this cell's memory: the step would run on
-        the state's memory whatever its size (a state of a model with another memory)."""
+        the state's memory (and its link's K) whatever its size (a state of another model)."""
         N, W, R = self.memory_rows, self.memory_width, self.read_heads
         got = (state.memory.shape[-2:], state.read_weights.shape[-2])
         if got != ((N, W), R):
@@ -265,6 +282,14 @@ class DNCCell(nnx.RNNCellBase):
                 f"the state holds a {got[0][0]} x {got[0][1]} memory and {got[1]} read heads; "
                 f"this DNC has {N} x {W} and {R}: pass a state of this model (or None)"
             )
+        sparse = isinstance(state.link, da.SparseLink)
+        k = state.link.forward_index.shape[-1] if sparse else None
+        if k != self.link_topk:
+            held = f"a sparse link of K = {k}" if sparse else "a dense link"
+            want = ("a dense link" if self.link_topk is None
+                    else f"a sparse link of K = {self.link_topk}")
+            raise ValueError(f"the state holds {held}; this DNC has {want}: pass a state of "
+                             "this model (or None)")
 
     def step(self, state: DNCState, x: jax.Array) -> tuple[DNCState, jax.Array, DNCTrace]:
         """One step: ``(state, x (B, C_in)) -> (state, y (B, C_out), trace of this step)``."""
@@ -296,9 +321,13 @@ class DNCCell(nnx.RNNCellBase):
         mem = memory.write(mem, w_w, xi.erase, xi.write_vector)  # (B, N, W)
 
         # Temporal links, then read.
-        link = da.link(state.link, state.precedence, w_w)
+        if self.link_topk is None:
+            link, forward, backward = da.link_and_directions(state.link, state.precedence, w_w,
+                                                             state.read_weights)
+        else:
+            link = da.sparse_link(state.link, state.precedence, w_w)
+            forward, backward = da.sparse_directional_weights(link, state.read_weights)
         prec = da.precedence(state.precedence, w_w)
-        forward, backward = da.directional_weights(link, state.read_weights)
         if xi.link_sharpness is not None:
             forward = da.sharpen_directional(forward, xi.link_sharpness[..., 0, :])
             backward = da.sharpen_directional(backward, xi.link_sharpness[..., 1, :])
@@ -339,20 +368,24 @@ class DNC(nnx.Module):
     zeros (docs/layers.md). ``return_trace=True`` also returns a ``DNCTrace`` of every step
     (weightings, usage, gates, read modes) and the final link matrix.
 
-    Takes the same arguments as ``DNCCell`` (its ``model.cell``), and ``state_grad_clip`` and
-    ``remat`` (see ``diffmem.ntm.NTM``).
+    Takes the same arguments as ``DNCCell`` (its ``model.cell``), ``state_grad_clip`` and
+    ``remat`` (see ``diffmem.ntm.NTM``), and ``remat_chunk``: "auto" (the default) has the
+    backward pass keep the state only every ~sqrt(T) steps, recomputing those between, where
+    the state is large (a dense link at N = 256 and batch 16: 4 MiB a step); an integer always
+    chunks by that many steps, None never (``diffmem.scan.chunked_scan``).
     """
 
     has_memory = True  # called with return_trace=True, it returns a trace (see diffmem.plots)
 
     def __init__(self, input_size: int, output_size: int | None, *,
                  state_grad_clip: float | None = None, remat: str | None = "auto",
-                 **kwargs: Any):
+                 remat_chunk: int | str | None = "auto", **kwargs: Any):
         self.cell = DNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
         self.out_features = self.cell.out_features
         self.state_grad_clip = check_state_grad_clip(state_grad_clip)
         self.remat = check_remat(remat)
+        self.remat_chunk = check_chunk(remat_chunk)
 
     def initial_state(self, batch_size: int) -> DNCState:
         return self.cell.initial_state(batch_size)
@@ -367,7 +400,10 @@ class DNC(nnx.Module):
 
         logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace,
                                            self.state_grad_clip, remat=self.remat,
-                                           seq_lengths=seq_lengths)
+                                           seq_lengths=seq_lengths, chunk=self.remat_chunk)
         if not return_trace:
             return logits, state
-        return logits, state, trace._replace(link=state.link)
+        link = state.link
+        if isinstance(link, da.SparseLink):
+            link = da.dense_link(link)
+        return logits, state, trace._replace(link=link)

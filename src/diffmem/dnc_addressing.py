@@ -2,8 +2,11 @@
 
 Each function is one equation of Graves et al. (2016), Methods ("Dynamic memory allocation",
 "Temporal memory linkage", "Read weighting"), written as a pure function of arrays. Shape
-letters: B batch, N memory rows, R read heads; the DNC has one write head. Every function
-accepts extra leading axes as long as the arguments broadcast against each other.
+letters: B batch, N memory rows, R read heads; the DNC has one write head. The functions of
+one equation accept extra leading axes as long as the arguments broadcast against each other;
+``link_and_directions`` needs arguments with the same leading axes, and the sparse link's
+functions exactly one, B. Gradients that are written out (``link_and_directions``,
+``allocation``) are reverse-mode only: ``jax.jvp`` does not go through them.
 
 Content lookup is the NTM's (``diffmem.addressing.content_weights``). One DNC step applies
 them in this order (SPEC section 3):
@@ -18,6 +21,8 @@ them in this order (SPEC section 3):
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +63,13 @@ def retention(free_gates: jax.Array, read_weights_prev: jax.Array) -> jax.Array:
     return jnp.prod(1.0 - free_gates[..., None] * read_weights_prev, axis=-2)
 
 
+# From this many rows on, allocation sorts the rows instead of ranking them pairwise: the
+# (N, N) ranking outgrows the cache. On a 2-core CPU, forward and backward at batch 16
+# (results/dnc-scale/allocation.json): at N = 256 ranking took 0.44 ms and sorting 0.59; at
+# 512, 4.2 against 1.5; at 1,024, 44 against 3.2.
+SORT_FROM = 512
+
+
 def allocation(usage: jax.Array) -> jax.Array:
     """Allocation weighting (Methods, "Dynamic memory allocation"):
 
@@ -66,13 +78,16 @@ def allocation(usage: jax.Array) -> jax.Array:
 
     The least used row gets the most; with every row in use (u = 1) nothing is allocated.
     Usage is first lifted to eps + (1 - eps) u (eps = 1e-6), so the gradient stays finite.
-    The order is not differentiated (it is a constant), as in the paper.
+    The order is not differentiated (it is a constant), as in the paper; equal usages are
+    ordered by row (a stable sort).
 
-    The free list is computed without a sort: row j comes before row i when u[j] < u[i], or
-    when they are equal and j < i (a stable sort). The product over the rows before i is then
-    exp(sum_j before[i, j] log u[j]), one (N, N) matrix-vector product. It gives the sort's
-    values and gradients, and on a CPU it is 15 times faster than argsort and gathers
-    (batch 32, N = 128, forward and backward), because XLA's sort is a loop of comparisons.
+    Below ``SORT_FROM`` rows the free list is computed without a sort: row j comes before row
+    i when u[j] < u[i], or when they are equal and j < i. The product over the rows before i
+    is then exp(sum_j before[i, j] log u[j]), one (N, N) matrix-vector product, which on a CPU
+    was 15 times faster than argsort and gathers (batch 32, N = 128, forward and backward),
+    because XLA's sort is a loop of comparisons. From ``SORT_FROM`` rows on, the (N, N)
+    ranking costs more than the sort, which is then used. Either way the gradient is written
+    out, so that the backward pass keeps u (and the order), not an (N, N) matrix per step.
 
     Args:
       usage: (B, N) u_t, each in [0, 1].
@@ -80,12 +95,88 @@ def allocation(usage: jax.Array) -> jax.Array:
     Returns:
       (B, N) a_t: non-negative, summing to at most 1.
     """
-    u = _USAGE_EPS + (1.0 - _USAGE_EPS) * jnp.asarray(usage)
+    if usage.shape[-1] >= SORT_FROM:
+        return _sorted_allocation(usage)
+    return _ranked_allocation(usage)
+
+
+def _lifted(usage: jax.Array) -> jax.Array:
+    return _USAGE_EPS + (1.0 - _USAGE_EPS) * jnp.asarray(usage)
+
+
+def _before(u: jax.Array, transposed: bool = False) -> jax.Array:
+    """(..., N, N): at [i, j], 1 where row j comes before row i in the free list (a stable
+    sort); ``transposed``: at [j, i], built as such so that both products run along rows."""
     u_i, u_j = u[..., :, None], u[..., None, :]
     rows = jnp.arange(u.shape[-1])
-    before = (u_j < u_i) | ((u_j == u_i) & (rows[None, :] < rows[:, None]))  # (B, N, N)
-    log_product = jnp.einsum("...ij,...j->...i", before.astype(u.dtype), jnp.log(u))
-    return (1.0 - u) * jnp.exp(log_product)
+    if transposed:
+        return ((u_i < u_j) | ((u_i == u_j) & (rows[:, None] < rows[None, :]))).astype(u.dtype)
+    return ((u_j < u_i) | ((u_j == u_i) & (rows[None, :] < rows[:, None]))).astype(u.dtype)
+
+
+@jax.custom_vjp
+def _ranked_allocation(usage: jax.Array) -> jax.Array:
+    return _ranked_fwd(usage)[0]
+
+
+def _ranked_fwd(usage: jax.Array) -> tuple[jax.Array, jax.Array]:
+    u = _lifted(usage)
+    product = jnp.exp(jnp.einsum("...ij,...j->...i", _before(u), jnp.log(u)))
+    return (1.0 - u) * product, usage
+
+
+def _ranked_bwd(usage: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+    # a_i = (1 - u_i) P_i with log P_i = sum_j before[i, j] log u_j, the order held fixed.
+    u = _lifted(usage)
+    product = jnp.exp(jnp.einsum("...ij,...j->...i", _before(u), jnp.log(u)))
+    g_log_product = g * (1.0 - u) * product
+    g_u = -g * product + jnp.einsum("...ji,...i->...j", _before(u, True), g_log_product) / u
+    return ((1.0 - _USAGE_EPS) * g_u,)
+
+
+_ranked_allocation.defvjp(_ranked_fwd, _ranked_bwd)
+
+
+def _free_list(u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``u`` (M, N) sorted ascending per row, stably, and the order (M, N) that sorts it."""
+    rows = jnp.broadcast_to(jnp.arange(u.shape[-1], dtype=jnp.int32), u.shape)
+    return jax.lax.sort((u, rows), dimension=-1, num_keys=1, is_stable=True)
+
+
+def _unsort(values: jax.Array, order: jax.Array) -> jax.Array:
+    """``values`` (M, N) of the free list's positions put back in row order."""
+    batch = jnp.arange(values.shape[0])[:, None]
+    return jnp.zeros_like(values).at[batch, order].set(values)
+
+
+@jax.custom_vjp
+def _sorted_allocation(usage: jax.Array) -> jax.Array:
+    return _sorted_fwd(usage)[0]
+
+
+def _sorted_fwd(usage: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    shape = usage.shape
+    s, order = _free_list(_lifted(usage).reshape(-1, shape[-1]))
+    log_s = jnp.log(s)
+    product = jnp.exp(jnp.cumsum(log_s, axis=-1) - log_s)  # over the rows before each
+    return _unsort((1.0 - s) * product, order).reshape(shape), (usage, order)
+
+
+def _sorted_bwd(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array]:
+    usage, order = residuals
+    shape = usage.shape
+    s = jnp.take_along_axis(_lifted(usage).reshape(-1, shape[-1]), order, axis=-1)
+    g = jnp.take_along_axis(g.reshape(-1, shape[-1]), order, axis=-1)
+    log_s = jnp.log(s)
+    product = jnp.exp(jnp.cumsum(log_s, axis=-1) - log_s)
+    # d a_j / d s_i = -P_i for j = i, a_j / s_i for every j after i.
+    weighted = g * (1.0 - s) * product
+    after = jnp.flip(jnp.cumsum(jnp.flip(weighted, -1), axis=-1), -1) - weighted
+    g_s = -g * product + after / s
+    return ((1.0 - _USAGE_EPS) * _unsort(g_s, order).reshape(shape),)
+
+
+_sorted_allocation.defvjp(_sorted_fwd, _sorted_bwd)
 
 
 def write_weights(allocation: jax.Array, content: jax.Array, allocation_gate: jax.Array,
@@ -163,6 +254,179 @@ def directional_weights(link: jax.Array, read_weights_prev: jax.Array
     forward = jnp.einsum("...ij,...rj->...ri", link, read_weights_prev)
     backward = jnp.einsum("...ji,...rj->...ri", link, read_weights_prev)
     return forward, backward
+
+
+@jax.custom_vjp
+def link_and_directions(link_prev: jax.Array, precedence_prev: jax.Array,
+                        write_weights: jax.Array, read_weights_prev: jax.Array
+                        ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``link`` then ``directional_weights`` in one: ``(L_t, forward, backward)`` from
+    ``(L_{t-1} (B, N, N), p_{t-1} (B, N), w^w_t (B, N), w^r_{t-1} (B, R, N))``.
+
+    The same values as the two functions, and the same gradients, written out by hand: the
+    backward pass keeps only the step's inputs and rebuilds L_t from them, where automatic
+    differentiation would keep several (B, N, N) intermediates of every step (on a CPU at
+    N = 256 that backward took 15 times the forward; written out, about twice).
+    """
+    return _link_and_directions_fwd(link_prev, precedence_prev, write_weights,
+                                    read_weights_prev)[0]
+
+
+def _link_and_directions_fwd(link_prev, precedence_prev, write_weights, read_weights_prev):
+    new = link(link_prev, precedence_prev, write_weights)
+    forward, backward = directional_weights(new, read_weights_prev)
+    return (new, forward, backward), (link_prev, precedence_prev, write_weights,
+                                      read_weights_prev)
+
+
+def _link_and_directions_bwd(residuals, cotangents):
+    link_prev, precedence_prev, w, reads = residuals
+    g_link, g_forward, g_backward = cotangents
+    new = link(link_prev, precedence_prev, w)
+    # Through the directions: f_i = L w_i, b_i = L^T w_i.
+    g_reads = (jnp.einsum("...ri,...ij->...rj", g_forward, new)
+               + jnp.einsum("...ri,...ji->...rj", g_backward, new))
+    g = (g_link + jnp.einsum("...ri,...rj->...ij", g_forward, reads)
+         + jnp.einsum("...rj,...ri->...ij", g_backward, reads))
+    g = g * (1.0 - jnp.eye(g.shape[-1], dtype=g.dtype))  # the diagonal is held at 0
+    # Through L_t[i, j] = (1 - w_i - w_j) L_{t-1}[i, j] + w_i p_{t-1}[j].
+    g_link_prev = (1.0 - w[..., :, None] - w[..., None, :]) * g
+    g_old = g * link_prev
+    g_w = (jnp.einsum("...ij,...j->...i", g, precedence_prev)
+           - jnp.sum(g_old, axis=-1) - jnp.sum(g_old, axis=-2))
+    g_precedence = jnp.einsum("...ij,...i->...j", g, w)
+    return g_link_prev, g_precedence, g_w, g_reads
+
+
+link_and_directions.defvjp(_link_and_directions_fwd, _link_and_directions_bwd)
+
+
+class SparseLink(NamedTuple):
+    """The temporal link matrix kept sparse (Methods, "Sparse link matrix"): K entries per row
+    of L and K per row of L^T, which the forward and the backward weightings read.
+
+    ``forward_index[b, i, k]`` is a column j with L[i, j] = ``forward_value[b, i, k]``;
+    ``backward_index[b, j, k]`` a row i with L[i, j] = ``backward_value[b, j, k]``. Within a
+    row the K indices are distinct; an entry that is not kept is 0. Each side keeps its own K
+    largest, so an entry may be kept in one and dropped from the other. With K = N nothing is
+    dropped and it is the dense link exactly.
+    """
+
+    forward_index: jax.Array  # (B, N, K) int32
+    forward_value: jax.Array  # (B, N, K)
+    backward_index: jax.Array  # (B, N, K) int32
+    backward_value: jax.Array  # (B, N, K)
+
+
+def empty_sparse_link(batch_size: int, rows: int, k: int, dtype=jnp.float32) -> SparseLink:
+    """L_0 = 0 with K entries per row: columns 0 .. K-1, all zero (distinct, as required)."""
+    if not 1 <= k <= rows:
+        raise ValueError(f"k={k} entries a row must be from 1 to rows={rows}")
+    index = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (batch_size, rows, k))
+    value = jnp.zeros((batch_size, rows, k), dtype)
+    return SparseLink(index, value, index, value)
+
+
+# Up to this K, the K largest entries are found by K passes of argmax rather than by
+# ``lax.top_k``, which XLA's CPU backend runs as a sort of the whole row: at N = 4,096 and
+# batch 16 a sort took 7 ms a step, K = 8 passes a fraction of that.
+_ARGMAX_UP_TO = 16
+
+
+def _top(weights: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The K largest entries of ``weights`` (B, N), the lowest row first among equals:
+    (values (B, K), rows (B, K), the weighting with every other entry 0 (B, N))."""
+    if k <= _ARGMAX_UP_TO:
+        rows, left = [], jax.lax.stop_gradient(weights)
+        for _ in range(k):
+            row = jnp.argmax(left, axis=-1)
+            rows.append(row)
+            left = jnp.where(jnp.arange(weights.shape[-1]) == row[:, None], -jnp.inf, left)
+        rows = jnp.stack(rows, axis=-1).astype(jnp.int32)
+        values = jnp.take_along_axis(weights, rows, axis=-1)
+    else:
+        values, rows = jax.lax.top_k(weights, k)
+    batch = jnp.arange(weights.shape[0])[:, None]
+    return values, rows, jnp.zeros_like(weights).at[batch, rows].set(values)
+
+
+def _update_rows(index: jax.Array, value: jax.Array, kept_w: jax.Array, rows: jax.Array,
+                 row_values: jax.Array, columns: jax.Array, column_values: jax.Array
+                 ) -> tuple[jax.Array, jax.Array]:
+    """One side of the sparse link update. Every entry (i, j) decays by 1 - w_i - w_j; rows
+    ``rows`` (B, K) gain ``row_values[i] * column_values[j]`` at ``columns`` (B, K), added to
+    an entry they already hold, and keep their K largest; the diagonal stays 0."""
+    B = index.shape[0]
+    batch = jnp.arange(B)[:, None]
+    decay = 1.0 - kept_w[:, :, None] - jnp.take_along_axis(
+        kept_w[:, None, :], index.reshape(B, 1, -1), axis=-1).reshape(index.shape)
+    value = decay * value
+    old_index, old_value = index[batch, rows], value[batch, rows]  # (B, K, K)
+    new_index = jnp.broadcast_to(columns[:, None, :], old_index.shape)
+    new_value = row_values[:, :, None] * column_values[:, None, :]
+    same = old_index[..., :, None] == new_index[..., None, :]  # (B, K, K_old, K_new)
+    old_value = old_value + jnp.einsum("...on,...n->...o", same.astype(value.dtype), new_value)
+    held = jnp.any(same, axis=-2)
+    # An entry already held was added above, and a self-link is never made; -1 keeps both out
+    # of the K largest (the K held entries are each about 0 or more), so a row never holds an
+    # index twice.
+    new_value = jnp.where(held | (new_index == rows[..., None]), -1.0, new_value)
+    old_value = jnp.where(old_index == rows[..., None], 0.0, old_value)  # no self-links
+    candidates = jnp.concatenate([old_index, new_index], axis=-1)
+    values = jnp.concatenate([old_value, new_value], axis=-1)
+    values, kept = jax.lax.top_k(values, index.shape[-1])
+    kept_index = jnp.take_along_axis(candidates, kept, axis=-1)
+    return index.at[batch, rows].set(kept_index), value.at[batch, rows].set(values)
+
+
+def sparse_link(link: SparseLink, precedence_prev: jax.Array,
+                write_weights: jax.Array) -> SparseLink:
+    """The link update of ``link`` on sparse weightings (Methods, "Sparse link matrix"): the
+    write weighting and the previous precedence each keep their K largest entries (K of
+    ``link``), and
+
+        L_t[i, j] = (1 - w_i - w_j) L_{t-1}[i, j] + w_i p_{t-1}[j],  i != j
+
+    on the K entries per row that each side of ``link`` holds: O(N K) work and memory a step
+    after the two top-K selections, where the dense ``link`` takes O(N^2).
+
+    Args:
+      link: L_{t-1}, K entries per row of L and of L^T.
+      precedence_prev: (B, N) p_{t-1}.
+      write_weights: (B, N) w^w_t.
+
+    Returns:
+      L_t as a ``SparseLink`` of the same K.
+    """
+    k = link.forward_index.shape[-1]
+    w_values, w_rows, w = _top(write_weights, k)
+    p_values, p_rows, _ = _top(precedence_prev, k)
+    forward = _update_rows(link.forward_index, link.forward_value, w, w_rows, w_values,
+                           p_rows, p_values)
+    backward = _update_rows(link.backward_index, link.backward_value, w, p_rows, p_values,
+                            w_rows, w_values)
+    return SparseLink(*forward, *backward)
+
+
+def sparse_directional_weights(link: SparseLink, read_weights_prev: jax.Array
+                               ) -> tuple[jax.Array, jax.Array]:
+    """``directional_weights`` on a sparse link: f_i = L w_i from the K entries of each row of
+    L, b_i = L^T w_i from those of L^T. ``read_weights_prev`` (B, R, N) -> (forward, backward),
+    each (B, R, N)."""
+    def follow(index, value):  # (B, N, K) -> (B, R, N)
+        B, N, K = index.shape
+        gathered = jnp.take_along_axis(read_weights_prev, index.reshape(B, 1, N * K), axis=-1)
+        return jnp.einsum("bnk,brnk->brn", value, gathered.reshape(B, -1, N, K))
+    return (follow(link.forward_index, link.forward_value),
+            follow(link.backward_index, link.backward_value))
+
+
+def dense_link(link: SparseLink) -> jax.Array:
+    """The (B, N, N) matrix that ``link``'s rows of L hold (for pictures and tests)."""
+    B, N, _ = link.forward_index.shape
+    dense = jnp.zeros((B, N, N), link.forward_value.dtype)
+    return dense.at[jnp.arange(B)[:, None, None], jnp.arange(N)[None, :, None],
+                    link.forward_index].add(link.forward_value)
 
 
 def read_weights(backward: jax.Array, content: jax.Array, forward: jax.Array,

@@ -115,6 +115,7 @@ def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> DNC:
         content_masking=m.content_masking,
         deallocation=m.deallocation,
         link_sharpness=m.link_sharpness,
+        link_topk=m.link_topk,
         state_grad_clip=m.state_grad_clip,
         rngs=rngs,
         **layer_args,

@@ -279,7 +279,8 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
         train={},
         reason="32 rows in training, 128 after, and the three refinements of Csordas & "
                "Schmidhuber, without which it failed at length 120, and with which ten of ten "
-               "seeds generalise (docs/dnc.md#measured-which-settings-generalise-on-copy)."),
+               "seeds met the copy bar on 256 sequences per length but six of ten on 1,000 "
+               "(docs/seed-studies.md#judged-on-1000-sequences-per-size-022)."),
     ("copy", "dnc", "paper"): Preset(
         model={},
         train=_PAPER_DNC_TRAIN,
