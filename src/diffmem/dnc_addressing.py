@@ -265,8 +265,7 @@ def link_and_directions(link_prev: jax.Array, precedence_prev: jax.Array,
 
     The same values as the two functions, and the same gradients, written out by hand: the
     backward pass keeps only the step's inputs and rebuilds L_t from them, where automatic
-    differentiation would keep several (B, N, N) intermediates of every step (on a CPU at
-    N = 256 that backward took 15 times the forward; written out, about twice).
+    differentiation would keep several (B, N, N) intermediates of every step.
     """
     return _link_and_directions_fwd(link_prev, precedence_prev, write_weights,
                                     read_weights_prev)[0]
