@@ -104,13 +104,11 @@ def _lifted(usage: jax.Array) -> jax.Array:
     return _USAGE_EPS + (1.0 - _USAGE_EPS) * jnp.asarray(usage)
 
 
-def _before(u: jax.Array, transposed: bool = False) -> jax.Array:
+def _before(u: jax.Array) -> jax.Array:
     """(..., N, N): at [i, j], 1 where row j comes before row i in the free list (a stable
-    sort); ``transposed``: at [j, i], built as such so that both products run along rows."""
+    sort)."""
     u_i, u_j = u[..., :, None], u[..., None, :]
     rows = jnp.arange(u.shape[-1])
-    if transposed:
-        return ((u_i < u_j) | ((u_i == u_j) & (rows[:, None] < rows[None, :]))).astype(u.dtype)
     return ((u_j < u_i) | ((u_j == u_i) & (rows[None, :] < rows[:, None]))).astype(u.dtype)
 
 
@@ -119,18 +117,18 @@ def _ranked_allocation(usage: jax.Array) -> jax.Array:
     return _ranked_fwd(usage)[0]
 
 
-def _ranked_fwd(usage: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _ranked_fwd(usage: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     u = _lifted(usage)
     product = jnp.exp(jnp.einsum("...ij,...j->...i", _before(u), jnp.log(u)))
-    return (1.0 - u) * product, usage
+    return (1.0 - u) * product, (u, product)
 
 
-def _ranked_bwd(usage: jax.Array, g: jax.Array) -> tuple[jax.Array]:
-    # a_i = (1 - u_i) P_i with log P_i = sum_j before[i, j] log u_j, the order held fixed.
-    u = _lifted(usage)
-    product = jnp.exp(jnp.einsum("...ij,...j->...i", _before(u), jnp.log(u)))
+def _ranked_bwd(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array]:
+    # a_i = (1 - u_i) P_i with log P_i = sum_j before[i, j] log u_j, the order held fixed. P is
+    # kept from the forward pass, so the (N, N) order is built once more, not twice.
+    u, product = residuals
     g_log_product = g * (1.0 - u) * product
-    g_u = -g * product + jnp.einsum("...ji,...i->...j", _before(u, True), g_log_product) / u
+    g_u = -g * product + jnp.einsum("...ij,...i->...j", _before(u), g_log_product) / u
     return ((1.0 - _USAGE_EPS) * g_u,)
 
 
