@@ -65,8 +65,9 @@ def retention(free_gates: jax.Array, read_weights_prev: jax.Array) -> jax.Array:
 
 # From this many rows on, allocation sorts the rows instead of ranking them pairwise: the
 # (N, N) ranking outgrows the cache. On a 2-core CPU, forward and backward at batch 16
-# (results/dnc-scale/allocation.json): at N = 256 ranking took 0.44 ms and sorting 0.59; at
-# 512, 4.2 against 1.5; at 1,024, 44 against 3.2.
+# (results/dnc-scale/allocation.json): at N = 256 ranking took 0.38 ms and sorting 0.64; at
+# 512, 0.96 against 1.35; at 1,024, 25 against 3.2. 512 was chosen before the ranked backward
+# pass kept its product, when sorting won there; 1,024 may now be the better bound.
 SORT_FROM = 512
 
 
