@@ -325,25 +325,10 @@ def empty_sparse_link(batch_size: int, rows: int, k: int, dtype=jnp.float32) -> 
     return SparseLink(index, value, index, value)
 
 
-# Up to this K, the K largest entries are found by K passes of argmax rather than by
-# ``lax.top_k``, which XLA's CPU backend runs as a sort of the whole row: at N = 4,096 and
-# batch 16 a sort took 7 ms a step, K = 8 passes a fraction of that.
-_ARGMAX_UP_TO = 16
-
-
 def _top(weights: jax.Array, k: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The K largest entries of ``weights`` (B, N), the lowest row first among equals:
     (values (B, K), rows (B, K), the weighting with every other entry 0 (B, N))."""
-    if k <= _ARGMAX_UP_TO:
-        rows, left = [], jax.lax.stop_gradient(weights)
-        for _ in range(k):
-            row = jnp.argmax(left, axis=-1)
-            rows.append(row)
-            left = jnp.where(jnp.arange(weights.shape[-1]) == row[:, None], -jnp.inf, left)
-        rows = jnp.stack(rows, axis=-1).astype(jnp.int32)
-        values = jnp.take_along_axis(weights, rows, axis=-1)
-    else:
-        values, rows = jax.lax.top_k(weights, k)
+    values, rows = jax.lax.top_k(weights, k)
     batch = jnp.arange(weights.shape[0])[:, None]
     return values, rows, jnp.zeros_like(weights).at[batch, rows].set(values)
 
