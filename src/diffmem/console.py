@@ -361,13 +361,13 @@ def demo_table(metrics: dict[str, float], title: str) -> Table:
 
 def bench_table(rows: list[dict[str, Any]]) -> Table:
     """``diffmem.bench.benchmark``'s rows: throughput per batch size."""
-    counts = {r["parameters"] for r in rows}
-    what = f", {rows[0]['parameters']:,} parameters" if len(counts) == 1 else ""
+    # An NTM's initial weightings are N wide: its count varies with --memory-rows.
+    counts = len({r["parameters"] for r in rows}) > 1
+    what = "" if counts else f", {rows[0]['parameters']:,} parameters"
     table = Table(title=f"Training throughput, copy length 20 ({rows[0]['time_steps']} "
                         f"steps){what}\n{rows[0]['device']}")
     members = "population" in rows[0]
     sizes = len({r.get("memory_rows") for r in rows}) > 1
-    counts = len({r["parameters"] for r in rows}) > 1  # an NTM's initial weightings are N wide
     for name in ((["memory rows"] if sizes else []) + (["parameters"] if counts else [])
                  + (["population"] if members else [])
                  + ["batch size", "sequences / s", "updates / s", "ms / step", "peak MB",
