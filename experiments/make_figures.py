@@ -28,10 +28,13 @@ SCALING = ROOT / "results" / "dnc-scale"
 SCALING_RUNS = [("ntm.json", "NTM"), ("dnc-dense.json", "DNC, dense link"),
                 ("dnc-sparse-k8.json", "DNC, sparse link (K = 8)")]
 SCALING_BATCH = 16
-# Copy's validation curves with the dense and the sparse link (``experiments/curves.py``
-# records in the same folder), drawn with the scaling figure.
-LINK_CURVES = [("copy-dense-seed0.json", "dense link"),
-               ("copy-k8-seed0.json", "sparse link, K = 8")]
+# Validation curves of the DNC's default with the dense and the sparse link, one panel per
+# task (``experiments/curves.py`` records in the same folder), drawn with the scaling figure.
+LINK_CURVES = {
+    "copy": [("copy-dense-seed0.json", "dense link"), ("copy-k8-seed0.json", "sparse link, K = 8")],
+    "repeat-copy": [("repeat-copy-dense-seed0.json", "dense link"),
+                    ("repeat-copy-k8-seed0.json", "sparse link, K = 8")],
+}
 # Learning curves: (task, [(record, legend label)]).
 CURVES = [
     ("copy", [("copy-ntm-lstm-default", "NTM, LSTM controller"),
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{task_name}-dnc-memory.png")
     if keep("scaling"):
         save(scaling_figure(SCALING), args.out, "scaling.png")
-        save(link_curves_figure(SCALING), args.out, "dnc-sparse-copy.png")
+        save(link_curves_figure(SCALING), args.out, "dnc-sparse-link.png")
     for task_name, runs in CURVES:
         if keep(task_name):
             curves = {label: json.loads((RECORDS / f"{record}.json").read_text())["curve"]
@@ -120,20 +123,23 @@ def scaling_figure(folder: Path):
 
 
 def link_curves_figure(folder: Path):
-    """Validation bits per sequence against sequences seen, one line per record of
-    ``LINK_CURVES`` (each one run's ``curve`` of [sequences, validation bits, check])."""
+    """Validation bits per sequence against sequences seen, a panel per task of
+    ``LINK_CURVES`` and a line per record (each one run's ``curve`` of [sequences, validation
+    bits, check])."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name, label in LINK_CURVES:
-        (run,) = json.loads((folder / name).read_text())["runs"]
-        ax.plot([p[0] for p in run["curve"]], [max(p[1], 1e-3) for p in run["curve"]], "o-",
-                label=label)
-    ax.set(yscale="log", xlabel="sequences seen", ylabel="validation bits per sequence",
-           title="copy, the DNC default (32 rows), seed 0")
-    ax.axhline(0.05, color="gray", linestyle=":", label="target")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, len(LINK_CURVES), figsize=(11, 4), constrained_layout=True)
+    for ax, (task_name, records) in zip(axes, LINK_CURVES.items()):
+        for name, label in records:
+            (run,) = json.loads((folder / name).read_text())["runs"]
+            ax.plot([p[0] for p in run["curve"]], [max(p[1], 1e-3) for p in run["curve"]],
+                    "o-", markersize=3, label=label)
+        ax.axhline(tasks.get(task_name).target_bits, color="gray", linestyle=":",
+                   label="target")
+        ax.set(yscale="log", xlabel="sequences seen", ylabel="validation bits per sequence",
+               title=f"{task_name}, the DNC default (32 rows), seed 0")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
     return fig
 
 

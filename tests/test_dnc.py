@@ -441,8 +441,8 @@ def test_a_dnc_run_is_loaded_and_evaluated_on_its_evaluation_memory(tiny_dnc_run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["generalisation"]  # evaluated after training, on the 24 rows
     # and checked at every log point on them too
-    assert [c["label"] for c in summary["best"]["check"]] == ["length 30", "length 50",
-                                                              "length 120"]
+    assert [c["label"] for c in summary["best"]["check"]] == ["length 10", "length 30",
+                                                              "length 50", "length 120"]
 
 
 def test_a_feed_forward_dnc_runs_and_its_gradients_are_finite():

@@ -558,7 +558,7 @@ def formula_allocation(u):
 
 @pytest.mark.parametrize("way", ["ranked", "sorted"])
 def test_allocations_written_out_gradient_equals_automatic_differentiation(x64, way):
-    # Both ways allocation is computed: ranking the rows pairwise (below da.SORT_FROM rows)
+    # Both ways allocation is computed: ranking the rows pairwise (below da.SORT_FROM_ENTRIES)
     # and sorting them.
     allocate = {"ranked": da._ranked_allocation, "sorted": da._sorted_allocation}[way]
     rng = np.random.default_rng(0)
@@ -574,15 +574,17 @@ def test_allocations_written_out_gradient_equals_automatic_differentiation(x64, 
                                atol=1e-9)
 
 
-def test_allocation_sorts_from_sort_from_rows_and_ranks_below():
-    rng = np.random.default_rng(1)
-    for n in (da.SORT_FROM - 1, da.SORT_FROM):
-        u = jnp.asarray(rng.random((1, n)), jnp.float32)
-        way = da._sorted_allocation if n >= da.SORT_FROM else da._ranked_allocation
-        other = da._ranked_allocation if n >= da.SORT_FROM else da._sorted_allocation
-        np.testing.assert_allclose(allocation(u), jax.jit(way)(u), rtol=1e-6, atol=1e-7)
-        # The two ways round differently: equal to float32 rounding, not bit for bit.
-        np.testing.assert_allclose(allocation(u), jax.jit(other)(u), rtol=1e-4, atol=1e-6)
+@pytest.mark.parametrize("shape, sorts", [((1, 127), False), ((1, 128), True),
+                                          ((4, 63), False), ((4, 64), True)])
+def test_allocation_sorts_from_sort_from_entries_and_ranks_below(monkeypatch, shape, sorts):
+    # The choice counts the pairwise comparison's entries, B * N * N, batch included.
+    monkeypatch.setattr(da, "SORT_FROM_ENTRIES", 4 * 64 * 64)
+    u = jnp.asarray(np.random.default_rng(1).random(shape), jnp.float32)
+    way, other = ((da._sorted_allocation, da._ranked_allocation) if sorts
+                  else (da._ranked_allocation, da._sorted_allocation))
+    # The same program as the chosen way, bit for bit; the other way rounds differently.
+    np.testing.assert_array_equal(jax.jit(allocation)(u), jax.jit(way)(u))
+    np.testing.assert_allclose(jax.jit(allocation)(u), jax.jit(other)(u), rtol=1e-4, atol=1e-6)
 
 
 def test_link_and_directions_equals_link_then_directions_in_values_and_gradients(x64):

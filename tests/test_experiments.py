@@ -137,14 +137,14 @@ def test_make_figures_draws_the_scaling_figure_from_bench_records(tmp_path, monk
                  "peak_bytes": (i + 1) * n * 2**20, "memory_width": 64, "read_heads": 4,
                  "controller_size": 256, "device": "cpu"} for n in (128, 256) for b in (1, 16)]
         (records / name).write_text(json.dumps(rows))
-    for name, _ in make_figures.LINK_CURVES:
+    for name, _ in (r for runs in make_figures.LINK_CURVES.values() for r in runs):
         curve = [[4000, 50.0, 0.4], [8000, 0.04, 0.0]]
         (records / name).write_text(json.dumps({"runs": [{"curve": curve}]}))
     monkeypatch.setattr(make_figures, "SCALING", records)
     out = tmp_path / "figures"
     assert make_figures.main(["--out", str(out), "--tasks", "scaling"]) == 0
     drawn = sorted(p.name for p in out.iterdir())
-    assert drawn == ["dnc-sparse-copy.png", "scaling.png"]
+    assert drawn == ["dnc-sparse-link.png", "scaling.png"]
     assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in drawn)
 
 

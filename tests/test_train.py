@@ -94,7 +94,7 @@ def test_the_best_log_point_is_kept_as_the_checkpoint_that_load_returns(tiny_run
     lines = rundir.read_metrics(d)
     summary = json.loads((d / "summary.json").read_text())
     best = summary["best"]
-    labels = ["length 30", "length 50", "length 120"]  # copy's generalisation check
+    labels = ["length 10", "length 30", "length 50", "length 120"]  # copy's generalisation check
     assert all(list(line["check"]) == labels for line in lines)
     assert [c["label"] for c in best["check"]] == labels
     # Untrained, no point meets the target: the best is the one with the fewest bits.

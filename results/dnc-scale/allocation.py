@@ -1,6 +1,7 @@
 """Allocation's two ways, timed forward and forward with backward at several memory sizes:
 ranking the rows pairwise (an (N, N) comparison and one matrix-vector product) and sorting them
-(``lax.sort``), the choice ``diffmem.dnc_addressing.SORT_FROM`` makes.
+(``lax.sort``), timed alone; ``allocation_rule.py`` times the two inside whole updates, the choice
+``diffmem.dnc_addressing.SORT_FROM_ENTRIES`` makes.
 
     python results/dnc-scale/allocation.py > results/dnc-scale/allocation.json
 """

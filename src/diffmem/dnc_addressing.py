@@ -22,6 +22,7 @@ them in this order (SPEC section 3):
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -63,12 +64,13 @@ def retention(free_gates: jax.Array, read_weights_prev: jax.Array) -> jax.Array:
     return jnp.prod(1.0 - free_gates[..., None] * read_weights_prev, axis=-2)
 
 
-# From this many rows on, allocation sorts the rows instead of ranking them pairwise: the
-# (N, N) ranking outgrows the cache. On a 2-core CPU, forward and backward at batch 16
-# (results/dnc-scale/allocation.json): at N = 256 ranking took 0.38 ms and sorting 0.64; at
-# 512, 0.96 against 1.35; at 1,024, 25 against 3.2. 512 was chosen before the ranked backward
-# pass kept its product, when sorting won there; 1,024 may now be the better bound.
-SORT_FROM = 512
+# Allocation ranks the rows pairwise while the comparison of every pair, B * N * N entries
+# (the leading axes of one model's usage times N squared; a vmapped population's members
+# count apart), is smaller than this, and sorts them from there. Timed alone, ranking wins to
+# N = 512 at batch 16 (results/dnc-scale/allocation.json); inside a whole DNC update (W = 64,
+# R = 4, LSTM 256; results/dnc-scale/allocation-rule*.json) sorting was faster from 2^18
+# entries (batch 16 at N = 128, batch 1 at N = 512) and ranking below (batch 1 at N = 256).
+SORT_FROM_ENTRIES = 2**18
 
 
 def allocation(usage: jax.Array) -> jax.Array:
@@ -82,13 +84,14 @@ def allocation(usage: jax.Array) -> jax.Array:
     The order is not differentiated (it is a constant), as in the paper; equal usages are
     ordered by row (a stable sort).
 
-    Below ``SORT_FROM`` rows the free list is computed without a sort: row j comes before row
-    i when u[j] < u[i], or when they are equal and j < i. The product over the rows before i
-    is then exp(sum_j before[i, j] log u[j]), one (N, N) matrix-vector product, which on a CPU
-    was 15 times faster than argsort and gathers (batch 32, N = 128, forward and backward),
-    because XLA's sort is a loop of comparisons. From ``SORT_FROM`` rows on, the (N, N)
-    ranking costs more than the sort, which is then used. Either way the gradient is written
-    out, so that the backward pass keeps u (and the order), not an (N, N) matrix per step.
+    While B * N * N is below ``SORT_FROM_ENTRIES`` the free list is computed without a
+    sort: row j comes before row i when u[j] < u[i], or when they are equal and j < i. The
+    product over the rows before i is then exp(sum_j before[i, j] log u[j]), one (N, N)
+    matrix-vector product, which on a CPU was 15 times faster than argsort and gathers
+    (batch 32, N = 128, forward and backward), because XLA's sort is a loop of comparisons.
+    From there on, the (B, N, N) ranking costs more than the sort, which is then used. Either
+    way the gradient is written out, so that the backward pass keeps u (and the order), not
+    an (N, N) matrix per step.
 
     Args:
       usage: (B, N) u_t, each in [0, 1].
@@ -96,7 +99,7 @@ def allocation(usage: jax.Array) -> jax.Array:
     Returns:
       (B, N) a_t: non-negative, summing to at most 1.
     """
-    if usage.shape[-1] >= SORT_FROM:
+    if math.prod(usage.shape) * usage.shape[-1] >= SORT_FROM_ENTRIES:
         return _sorted_allocation(usage)
     return _ranked_allocation(usage)
 
