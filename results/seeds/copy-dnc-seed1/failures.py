@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 import diffmem
-from diffmem import tasks
+from diffmem import losses, tasks
 
 BATCH = 500
 
@@ -29,8 +29,7 @@ def failures(model, length: int, count: int) -> dict:
     for s in range(-(-count // BATCH)):
         batch = task.sample(jax.random.key(1000 + s), BATCH, length=length)
         logits, _ = model(batch.inputs)
-        wrong = np.asarray(((logits > 0) != (batch.targets > 0.5)) * batch.mask[..., None])
-        wrong = wrong.sum(axis=(1, 2))
+        wrong = np.asarray(losses.sequence_bit_errors(logits, batch.targets, batch.mask))
         zeros = np.asarray(batch.inputs[:, :length, :task.bits]).sum(-1).min(-1) == 0
         with_zeros += int(zeros.sum())
         for i in np.nonzero(wrong)[0]:
