@@ -199,7 +199,8 @@ def test_bench_measures_the_model_it_is_given(monkeypatch, capsys):
         return [{"model": config.model.kind, "batch_size": sizes[0], "time_steps": 41,
                  "parameters": 1, "device": "cpu", "sequences_per_second": 1.0,
                  "updates_per_second": 1.0, "compile_seconds": 0.0, "step_ms": 0.5,
-                 "peak_bytes": 2_000_000, "memory_rows": rows, **members}]
+                 "peak_bytes": 2_000_000, "resident_peak_bytes": 3_000_000, "memory_rows": rows,
+                 **members}]
 
     monkeypatch.setattr(bench, "benchmark", fake_benchmark)
     assert main(["bench", "--model", "dnc", "--batch-sizes", "1,2", "--seconds", "1"]) == 0

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAPER_TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 PAPER_KINDS = ("ntm-lstm", "ntm-ff", "lstm")
 KINDS = (*PAPER_KINDS, "dnc")  # the DNC has presets on every task, but no NTM-paper model
+# SAM has one default for every task (presets.OTHER_TASKS) and no paper preset.
+ALL_KINDS = (*KINDS, "sam")
 PAIRS = list(PAPER_MODELS)
 
 
@@ -208,16 +210,17 @@ def test_a_registered_model_kind_is_built_validated_and_listed():
         assert isinstance(model, _Toy) and models.count_parameters(model) == 9 * 8 + 8
         assert capacity_warnings(config.replace(model=dict(memory_rows=2))) == []
         assert not plots.has_memory(model)
-        with pytest.raises(ConfigError, match="models are: ntm-lstm, ntm-ff, lstm, dnc, toy$"):
+        with pytest.raises(ConfigError,
+                           match="models are: ntm-lstm, ntm-ff, lstm, dnc, sam, toy$"):
             resolve("copy", "gru")
         with pytest.raises(ConfigError, match="no paper preset for model 'toy'"):
             resolve("copy", "toy", "paper")
     finally:
         models._REGISTRY.pop("toy")
-    assert models.names() == list(KINDS)
+    assert models.names() == list(ALL_KINDS)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_every_model_says_whether_it_has_a_memory_as_its_registry_entry_does(kind):
     model = nnx.eval_shape(lambda: models.build_model(resolve("copy", kind)))
     assert plots.has_memory(model) == models.get(kind).has_memory == (kind != "lstm")

@@ -8,6 +8,7 @@ Differentiable Neural Computer) in JAX.
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
 NTM), ``dnc_addressing`` (the DNC's allocation, links and read modes), ``dnc`` (DNCCell, DNC),
+``sparse_memory`` and ``sam`` (sparse access memory: SAMCell, SAM),
 ``lstm`` (the paper's LSTM baseline: LSTMCell, LSTM), ``models`` (the registry of model kinds),
 ``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``,
 ``training`` (the training loop), ``machine`` (XLA's settings for this machine), ``rundir`` (a
@@ -30,14 +31,15 @@ _EXPORTS = {
     "DNC": "diffmem.dnc", "DNCCell": "diffmem.dnc", "DNCState": "diffmem.dnc",
     "DNCTrace": "diffmem.dnc", "LSTM": "diffmem.lstm", "LSTMCell": "diffmem.lstm",
     "NTM": "diffmem.ntm", "NTMCell": "diffmem.ntm", "NTMState": "diffmem.ntm",
-    "Trace": "diffmem.ntm",
+    "Trace": "diffmem.ntm", "SAM": "diffmem.sam", "SAMCell": "diffmem.sam",
+    "SAMState": "diffmem.sam", "SAMTrace": "diffmem.sam",
     "build_model": "diffmem.models", "load": "diffmem.trained",
     "train_and_evaluate": "diffmem.training", "train_population": "diffmem.training",
     "load_pretrained": "diffmem.demo",
 }
 
 __all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "LSTMCell", "NTM", "NTMCell",
-           "NTMState", "Trace", "build_model", "load", "load_pretrained",
+           "NTMState", "Trace", "SAM", "SAMCell", "SAMState", "SAMTrace", "build_model", "load", "load_pretrained",
            "train_and_evaluate", "train_population", "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and editors see
@@ -46,6 +48,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from diffmem.lstm import LSTM, LSTMCell
     from diffmem.models import build_model
     from diffmem.ntm import NTM, NTMCell, NTMState, Trace
+    from diffmem.sam import SAM, SAMCell, SAMState, SAMTrace
     from diffmem.trained import load
     from diffmem.training import train_and_evaluate, train_population
 

@@ -8,6 +8,8 @@ sizes), with the memory XLA plans for the compiled update.
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from typing import Any
 
@@ -42,8 +44,10 @@ def benchmark(
     ``eval_memory_rows`` is dropped).
 
     Each row's ``step_ms`` is an update's time over its time steps (forward and backward per
-    step, the batch's sampling and the optimiser included), and ``peak_bytes`` the memory XLA
-    plans for the compiled update: its arguments, outputs and temporaries.
+    step, the batch's sampling and the optimiser included), ``peak_bytes`` the memory XLA
+    plans for the compiled update: its arguments, outputs and temporaries, and
+    ``resident_peak_bytes`` the process's resident peak when the row is done (it only grows
+    from row to row, so give the sizes in increasing order).
     """
     config = config or resolve("copy", "ntm-lstm")
     rows = []
@@ -87,6 +91,7 @@ def _rows(batch_sizes: list[int], seconds: float, length: int, config: Config,
                 "read_heads": m.read_heads,
                 "controller_size": m.controller_size,
                 **({"link_topk": m.link_topk} if m.kind == "dnc" else {}),
+                **({"read_topk": m.read_topk} if m.kind == "sam" else {}),
                 **({} if members is None else {"population": members}),
                 "batch_size": batch_size,
                 "sequence_length": length,
@@ -95,6 +100,7 @@ def _rows(batch_sizes: list[int], seconds: float, length: int, config: Config,
                 "updates_per_second": steps / elapsed,
                 "step_ms": 1000.0 * elapsed / steps / time_steps,
                 "peak_bytes": peak_bytes(compiled),
+                "resident_peak_bytes": resident_peak_bytes(),
                 "compile_seconds": compile_seconds,
                 "ynn_fusions": not compiler_options(batch_size, members or 1),
                 "parameters": count_parameters(model),
@@ -111,6 +117,13 @@ def peak_bytes(compiled) -> int:
     planned = (stats.argument_size_in_bytes + stats.output_size_in_bytes
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
     return int(max(planned, getattr(stats, "peak_memory_in_bytes", 0)))
+
+
+def resident_peak_bytes() -> int:
+    """The most memory this process has held resident so far (Linux and macOS), its
+    imports, compilations and earlier rows included."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes there, KiB here
 
 
 def _population(config: Config, task, members: int):

@@ -203,6 +203,9 @@ def _add_eval(sub) -> None:
                    "data run's split (train, val); default: the task's generalisation set (a "
                    "data run: every held-out sequence)")
     p.add_argument("--count", type=int, help="sequences per size (default 256)")
+    p.add_argument("--memory-rows", type=int, metavar="N", help="evaluate on a memory of N "
+                   "rows (a model whose parameters do not depend on them: dnc, sam); default: "
+                   "the run's own (model.eval_memory_rows, else model.memory_rows)")
     p.add_argument("--data", metavar="FILE.npz", help="score every sequence of a file of "
                    "arrays instead (as for train --data; its sizes must fit the run's model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -509,6 +512,8 @@ def _eval(args: argparse.Namespace) -> int:
     if count < 1:
         raise ValueError(f"--count {count} must be a positive integer")
     model, config = diffmem.load(args.run_dir)
+    if args.memory_rows is not None:
+        model, config = _on_memory(model, config, args.memory_rows)
     task = tasks.get(config.task)
     if args.data is not None:
         return _eval_file(args, model, config, arrays.file_task(args.data, task))
@@ -526,6 +531,23 @@ def _eval(args: argparse.Namespace) -> int:
     console.print(eval_table(rows, f"{config.task}, {config.model.kind}: {count} "
                                    "fixed, seeded sequences per size"))
     return 0
+
+
+def _on_memory(model, config, rows: int):
+    """``model`` (loaded from a run) and ``config`` on a memory of ``rows`` rows."""
+    from diffmem import models
+    from diffmem.config import validate
+
+    kind = config.model.kind
+    if not models.get(kind).resizable_memory:
+        raise ValueError(
+            f"--memory-rows {rows}: the {kind}'s parameters depend on the number of memory "
+            f"rows (or it has no memory), so it runs only on the memory it was trained with; "
+            f"leave --memory-rows out")
+    if rows < 1:
+        raise ValueError(f"--memory-rows {rows} must be a positive integer")
+    config = validate(config.replace(model={"eval_memory_rows": rows}))
+    return models.for_evaluation(model, config), config
 
 
 def _eval_file(args: argparse.Namespace, model, config, scorer) -> int:

@@ -28,7 +28,7 @@ NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (tape_bias, ...)
 # default would be ignored, so it is refused.
 ONLY_FOR = {"memory_init": NTM_KINDS, "tape_bias": NTM_KINDS, "tape_read_heads": NTM_KINDS,
             "read_after_write": NTM_KINDS, **{switch: ("dnc",) for switch in DNC_SWITCHES},
-            "link_topk": ("dnc",)}
+            "link_topk": ("dnc",), "read_topk": ("sam",)}
 # Fields removed because no preset used them and no user feature needed them, with the value
 # they had to have: runs and checkpoints written before still load. They were last in commit
 # 05b86b3 (diffmem 0.19.1).
@@ -78,6 +78,8 @@ class ModelConfig:
     # The DNC's sparse link matrix (Graves et al. 2016, Methods): K entries per row of the
     # link matrix and of its transpose, O(N K) a step instead of O(N^2); None: dense.
     link_topk: int | None = None
+    # Sparse access memory (Rae et al. 2016): the rows each read head reads, K.
+    read_topk: int = 4
     # Rows of the memory after training: the final evaluation, `diffmem eval`, figures and the
     # demo (None: memory_rows). Only for a model whose parameters do not depend on the number
     # of rows (the DNC): trained on a small memory it must reuse the rows it has read, which
@@ -368,9 +370,17 @@ def _check_model_fields(m: ModelConfig) -> None:
         raise ConfigError(f"model.state_grad_clip={m.state_grad_clip!r} clips the gradient "
                           f"through a memory model's recurrent state; the {m.kind} has "
                           "none: set it to none")
-    if m.kind == "dnc" and m.write_heads != 1:
-        raise ConfigError(f"model.write_heads={m.write_heads!r}: the DNC has one write head; "
-                          "leave it at 1")
+    if m.kind in ("dnc", "sam") and m.write_heads != 1:
+        raise ConfigError(f"model.write_heads={m.write_heads!r}: the {m.kind.upper()} has one "
+                          "write head; leave it at 1")
+    if m.kind == "sam":
+        _positive_int("model.read_topk", m.read_topk)
+        for name in ("memory_rows", "eval_memory_rows"):
+            rows = getattr(m, name)
+            if rows is not None and m.read_topk > rows:
+                raise ConfigError(f"model.read_topk={m.read_topk!r} is more than model.{name}="
+                                  f"{rows}: a read takes K distinct rows; lower read_topk or "
+                                  f"raise {name}")
     if m.eval_memory_rows is not None:
         _positive_int("model.eval_memory_rows", m.eval_memory_rows)
         if not kind.resizable_memory:

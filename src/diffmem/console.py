@@ -371,7 +371,7 @@ def bench_table(rows: list[dict[str, Any]]) -> Table:
     for name in ((["memory rows"] if sizes else []) + (["parameters"] if counts else [])
                  + (["population"] if members else [])
                  + ["batch size", "sequences / s", "updates / s", "ms / step", "peak MB",
-                    "compile s"]):
+                    "resident MB", "compile s"]):
         table.add_column(name, justify="right")
     for r in rows:
         table.add_row(*([str(r["memory_rows"])] if sizes else []),
@@ -379,5 +379,5 @@ def bench_table(rows: list[dict[str, Any]]) -> Table:
                       *([str(r["population"])] if members else []), str(r["batch_size"]),
                       f"{r['sequences_per_second']:,.1f}", f"{r['updates_per_second']:,.1f}",
                       f"{r['step_ms']:.3g}", f"{r['peak_bytes'] / 1e6:,.1f}",
-                      f"{r['compile_seconds']:.1f}")
+                      f"{r['resident_peak_bytes'] / 1e6:,.0f}", f"{r['compile_seconds']:.1f}")
     return table

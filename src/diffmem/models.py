@@ -19,6 +19,7 @@ from diffmem import tasks
 from diffmem.dnc import DNC
 from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
+from diffmem.sam import SAM
 from diffmem.scan import check_remat
 
 if TYPE_CHECKING:  # config imports this module for the model names: types only
@@ -122,10 +123,30 @@ def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> DNC:
     )
 
 
+def _sam(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SAM:
+    return SAM(
+        task.input_size,
+        task.output_size,
+        controller="lstm",
+        controller_size=m.controller_size,
+        controller_layers=m.controller_layers,
+        read_heads=m.read_heads,
+        memory_rows=m.memory_rows,
+        memory_width=m.memory_width,
+        read_topk=m.read_topk,
+        clip=m.clip,
+        state_grad_clip=m.state_grad_clip,
+        rngs=rngs,
+        **layer_args,
+    )
+
+
 register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")
 register("ntm-ff", _ntm("feedforward"), description="NTM with a feed-forward controller")
 register("lstm", _lstm, description="LSTM baseline", has_memory=False)
 register("dnc", _dnc, description="DNC with an LSTM controller", resizable_memory=True)
+register("sam", _sam, description="sparse access memory with an LSTM controller",
+         resizable_memory=True)
 
 
 def build_model(config: Config, seed: int | jax.Array | None = None, *,

@@ -85,6 +85,9 @@ _DNC = dict(memory_rows=32, eval_memory_rows=128, content_masking=True, dealloca
             link_sharpness=True)
 # ... and where a task is evaluated on its training distribution alone, on the 32 rows.
 _DNC_32 = {k: v for k, v in _DNC.items() if k != "eval_memory_rows"}
+# SAM's default on every task: its parameters do not depend on the rows, and a longer sequence
+# needs more of them (each step erases one).
+_SAM = dict(eval_memory_rows=1024)
 
 # Both NTMs on repeat copy: batches of 8 at a high rate that halves, and restarts for the
 # runs still on the memory-free plateau (docs/batches.md#restarts-off-the-plateau).
@@ -344,4 +347,12 @@ OTHER_TASKS: dict[str, Preset] = {
         train={},
         reason="A task outside the paper takes the copy DNC's settings "
                "(docs/dnc.md#trained-on-a-small-memory-evaluated-on-a-large-one)."),
+    # SAM has no rows of its own: this is its default on every task.
+    "sam": Preset(
+        model=_SAM,
+        train={},
+        reason="The NTM's controller and memory width with reads of K = 4 rows, trained on "
+               "128 rows and evaluated on 1,024, since every step erases the least recently "
+               "used row and a long sequence must not reach the rows still to be read "
+               "(docs/sam.md)."),
 }

@@ -384,12 +384,12 @@ def sparse_scan(cell: SAMCell, state: SAMState, inputs: jax.Array,
             dp_finish, d_c, d_rows = finish_vjp((mask(d_small, True), mask(d_y, True)))
             # Reads of M_t, then M_t = erase(M_{t-1}) + the write's rows.
             d_memory = sm.scatter_add_rows(d_memory, index, d_rows)
-            if state_grad_clip is not None:
+            d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
+            d_memory = sm.erase_row(d_memory, lru, live)
+            if state_grad_clip is not None:  # only the rows read have changed
                 clipped = jnp.clip(sm.gather_rows(d_memory, index), -state_grad_clip,
                                    state_grad_clip)
                 d_memory = jax.vmap(lambda m, i, v: m.at[i].set(v))(d_memory, index, clipped)
-            d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
-            d_memory = sm.erase_row(d_memory, lru, live)
             d_c = d_c._replace(
                 write_weights=d_c.write_weights + jnp.einsum("bjw,bw->bj", d_written, c.add),
                 add=d_c.add + jnp.einsum("bjw,bj->bw", d_written, c.write_weights))
