@@ -324,95 +324,103 @@ def sparse_scan(cell: SAMCell, state: SAMState, inputs: jax.Array,
 
     With ``seq_lengths`` (B,), sequence b's state stops changing after its own length and
     its outputs after it are zeros. With ``state_grad_clip``, the gradient reaching the
-    state at every step is clipped elementwise to that bound (the memory's where it changes).
+    state at every step is clipped elementwise to that bound, as ``scan_steps`` clips it; the
+    memory's is clipped where a step changes it, and the final memory's once, so that the two
+    agree where that is within the bound (it is zero when a loss reads only the outputs).
     """
     graphdef, params = nnx.split(cell)
-    k = cell.read_topk
     B, T = inputs.shape[:2]
-    xs = jnp.swapaxes(inputs, 0, 1)
-    steps = jnp.arange(T)
     lengths = jnp.full((B,), T, jnp.int32) if seq_lengths is None else seq_lengths
-    lives = steps[:, None] < lengths[None, :]  # (T, B)
-
-    def control(p, small, x):
-        return nnx.merge(graphdef, p).control(small, x)
-
-    def finish(p, c, rows):
-        return nnx.merge(graphdef, p).finish(c, rows)
-
-    def forward(p, state, xs, lives, keep):
-        def body(state, step_in):
-            x, live = step_in
-            small = _Small(state.controller, state.read_weights, state.reads)
-            c = control(p, small, x)
-            memory, index, lru, touched = _memory_step(state, c, k, live)
-            rows = sm.gather_rows(memory, index)
-            new_small, y = finish(p, c, rows)
-            new = _advance(state, new_small, memory, c, index, touched, live)
-            y = where_live(live, y, jnp.zeros_like(y))
-            saved = (small, rows, index, lru, touched) if keep else None
-            return new, (y, saved)
-
-        return jax.lax.scan(body, state, (xs, lives))
+    lives = jnp.arange(T)[:, None] < lengths[None, :]  # (T, B)
+    passes = _Passes(graphdef, cell.read_topk, state_grad_clip)
 
     @jax.custom_vjp
     def run(p, state, xs, lives):
-        final, (ys, _) = forward(p, state, xs, lives, False)
+        final, (ys, _) = passes.forward(p, state, xs, lives, keep=False)
         return ys, final
 
     def run_fwd(p, state, xs, lives):
-        final, (ys, saved) = forward(p, state, xs, lives, True)
+        final, (ys, saved) = passes.forward(p, state, xs, lives, keep=True)
         return (ys, final), (p, saved, xs, lives)
 
-    def run_bwd(residuals, cotangents):
-        p, (smalls, rows, index, lru, touched), xs, lives = residuals
+    run.defvjp(run_fwd, passes.backward)
+    ys, final = run(params, state, jnp.swapaxes(inputs, 0, 1), lives)
+    return jnp.swapaxes(ys, 0, 1), final
+
+
+class _Passes:
+    """``sparse_scan``'s forward and backward passes for a cell of graph ``graphdef``, its
+    parameters an argument, so that the backward pass can differentiate the step again."""
+
+    def __init__(self, graphdef: nnx.GraphDef, k: int, clip: float | None):
+        self.graphdef, self.k, self.clip = graphdef, k, clip
+
+    def control(self, p: nnx.State, small: _Small, x: jax.Array) -> _Control:
+        return nnx.merge(self.graphdef, p).control(small, x)
+
+    def finish(self, p: nnx.State, c: _Control, rows: jax.Array) -> tuple[_Small, jax.Array]:
+        return nnx.merge(self.graphdef, p).finish(c, rows)
+
+    def forward(self, p, state: SAMState, xs: jax.Array, lives: jax.Array, *, keep: bool):
+        """The scan: ``(final state, (ys (T, B, C_out), what the backward pass needs))``."""
+        def body(state, step_in):
+            x, live = step_in
+            small = _Small(state.controller, state.read_weights, state.reads)
+            c = self.control(p, small, x)
+            memory, index, lru, touched = _memory_step(state, c, self.k, live)
+            rows = sm.gather_rows(memory, index)
+            new_small, y = self.finish(p, c, rows)
+            new = _advance(state, new_small, memory, c, index, touched, live)
+            y = where_live(live, y, jnp.zeros_like(y))
+            return new, (y, (small, rows, index, lru, touched) if keep else None)
+
+        return jax.lax.scan(body, state, (xs, lives))
+
+    def backward(self, residuals, cotangents):
+        """The cotangents of ``(p, state, xs, lives)`` from those of ``(ys, final state)``."""
+        p, saved, xs, lives = residuals
         d_ys, d_final = cotangents
         d_small = _Small(d_final.controller, d_final.read_weights, d_final.reads)
         d_memory = d_final.memory
-        if state_grad_clip is not None:
-            d_small = jax.tree.map(lambda g: jnp.clip(g, -state_grad_clip, state_grad_clip),
-                                   d_small)
-            d_memory = jnp.clip(d_memory, -state_grad_clip, state_grad_clip)
-
-        def back(carry, per_step):
-            d_memory, d_small, d_p = carry
-            small, rows, index, lru, touched, x, live, d_y = per_step
-            c, control_vjp = jax.vjp(control, p, small, x)
-            _, finish_vjp = jax.vjp(finish, p, c, rows)
-            mask = lambda g, on: where_live(live if on else ~live, g,  # noqa: E731
-                                            jax.tree.map(jnp.zeros_like, g))
-            dp_finish, d_c, d_rows = finish_vjp((mask(d_small, True), mask(d_y, True)))
-            # Reads of M_t, then M_t = erase(M_{t-1}) + the write's rows.
-            d_memory = sm.scatter_add_rows(d_memory, index, d_rows)
-            d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
-            d_memory = sm.erase_row(d_memory, lru, live)
-            if state_grad_clip is not None:  # only the rows read have changed
-                clipped = jnp.clip(sm.gather_rows(d_memory, index), -state_grad_clip,
-                                   state_grad_clip)
-                d_memory = jax.vmap(lambda m, i, v: m.at[i].set(v))(d_memory, index, clipped)
-            d_c = d_c._replace(
-                write_weights=d_c.write_weights + jnp.einsum("bjw,bw->bj", d_written, c.add),
-                add=d_c.add + jnp.einsum("bjw,bj->bw", d_written, c.write_weights))
-            dp_control, d_small_prev, d_x = control_vjp(d_c)
-            d_small = jax.tree.map(jnp.add, d_small_prev, mask(d_small, False))
-            if state_grad_clip is not None:
-                d_small = jax.tree.map(
-                    lambda g: jnp.clip(g, -state_grad_clip, state_grad_clip), d_small)
-            d_p = jax.tree.map(lambda a, b, c_: a + b + c_, d_p, dp_finish, dp_control)
-            return (d_memory, d_small, d_p), d_x
-
+        if self.clip is not None:
+            d_memory = jnp.clip(d_memory, -self.clip, self.clip)
         zero_p = jax.tree.map(jnp.zeros_like, p)
         (d_memory, d_small, d_p), d_xs = jax.lax.scan(
-            back, (d_memory, d_small, zero_p),
-            (smalls, rows, index, lru, touched, xs, lives, d_ys), reverse=True)
+            lambda carry, per_step: self._back(p, carry, per_step),
+            (d_memory, d_small, zero_p), (*saved, xs, lives, d_ys), reverse=True)
         d_state = SAMState(d_small.controller, d_memory, _float0(d_final.last_access),
                            _float0(d_final.steps), _float0(d_final.read_index),
                            d_small.read_weights, d_small.reads)
         return d_p, d_state, d_xs, _float0(lives)
 
-    run.defvjp(run_fwd, run_bwd)
-    ys, final = run(params, state, xs, lives)
-    return jnp.swapaxes(ys, 0, 1), final
+    def _back(self, p, carry, per_step):
+        """One step back: the controller's parts differentiated again from the state before
+        the step and the rows read; the memory's gradient updated a few rows at a time."""
+        d_memory, d_small, d_p = carry
+        small, rows, index, lru, touched, x, live, d_y = per_step
+        c, control_vjp = jax.vjp(self.control, p, small, x)
+        _, finish_vjp = jax.vjp(self.finish, p, c, rows)
+
+        def only(g, where):
+            return where_live(where, g, jax.tree.map(jnp.zeros_like, g))
+
+        dp_finish, d_c, d_rows = finish_vjp((only(d_small, live), only(d_y, live)))
+        # The rows were read from M_t = erase(M_{t-1}) + the rows written.
+        d_memory = sm.scatter_add_rows(d_memory, index, d_rows)
+        d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
+        d_memory = sm.erase_row(d_memory, lru, live)
+        if self.clip is not None:  # only the rows read have changed
+            clipped = jnp.clip(sm.gather_rows(d_memory, index), -self.clip, self.clip)
+            d_memory = jax.vmap(lambda m, i, v: m.at[i].set(v))(d_memory, index, clipped)
+        d_c = d_c._replace(
+            write_weights=d_c.write_weights + jnp.einsum("bjw,bw->bj", d_written, c.add),
+            add=d_c.add + jnp.einsum("bjw,bj->bw", d_written, c.write_weights))
+        dp_control, d_small_prev, d_x = control_vjp(d_c)
+        d_small = jax.tree.map(jnp.add, d_small_prev, only(d_small, ~live))
+        if self.clip is not None:
+            d_small = jax.tree.map(lambda g: jnp.clip(g, -self.clip, self.clip), d_small)
+        d_p = jax.tree.map(lambda a, b, c_: a + b + c_, d_p, dp_finish, dp_control)
+        return (d_memory, d_small, d_p), d_x
 
 
 class SAM(nnx.Module):
