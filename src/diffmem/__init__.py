@@ -39,8 +39,8 @@ _EXPORTS = {
 }
 
 __all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "LSTMCell", "NTM", "NTMCell",
-           "NTMState", "Trace", "SAM", "SAMCell", "SAMState", "SAMTrace", "build_model", "load", "load_pretrained",
-           "train_and_evaluate", "train_population", "__version__"]
+           "NTMState", "Trace", "SAM", "SAMCell", "SAMState", "SAMTrace", "build_model", "load",
+           "load_pretrained", "train_and_evaluate", "train_population", "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from diffmem.demo import load_pretrained
