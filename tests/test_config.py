@@ -167,7 +167,7 @@ def test_paper_parameters_of_the_lstm_baseline_ignore_the_ntm_fields():
 def test_unknown_model_lists_the_registered_models():
     with pytest.raises(ConfigError) as err:
         resolve("copy", "gru")
-    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm, dnc"
+    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm, dnc, sam"
     with pytest.raises(ConfigError, match="unknown preset 'fast'; the presets are: default"):
         resolve("copy", preset="fast")
 
