@@ -408,7 +408,10 @@ class _Passes:
         # The rows were read from M_t = erase(M_{t-1}) + the rows written.
         d_memory = sm.scatter_add_rows(d_memory, index, d_rows)
         d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
-        d_memory = sm.erase_row(d_memory, lru, live)
+        # The erased row (touched's last) passes no gradient back: its own gradient is
+        # subtracted, from the rows just gathered, so that XLA updates in place (a second
+        # gather of it had XLA copy the whole gradient at every step).
+        d_memory = sm.scatter_add_rows(d_memory, lru[:, None], -d_written[:, -1:])
         if self.clip is not None:  # only the rows read have changed
             clipped = jnp.clip(sm.gather_rows(d_memory, index), -self.clip, self.clip)
             d_memory = jax.vmap(lambda m, i, v: m.at[i].set(v))(d_memory, index, clipped)

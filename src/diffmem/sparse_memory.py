@@ -27,6 +27,8 @@ from diffmem.addressing import cosine_similarity
 # A row counts as accessed at a step when its read or write weight there exceeds this (the
 # paper's delta); its time of last access is then that step.
 ACCESS_THRESHOLD = 0.005
+# Added to squared norms in the search, so that an all-zero row or key has similarity 0.
+_EPS = 1e-12
 
 
 def gather_rows(memory: jax.Array, index: jax.Array) -> jax.Array:
@@ -44,8 +46,13 @@ def top_rows(memory: jax.Array, keys: jax.Array, k: int) -> jax.Array:
     """(B, R, K) int32: for each head the K rows most similar to its key (cosine similarity),
     most similar first. Not differentiated. Exact on the CPU; ``jax.lax.approx_max_k`` (an
     approximate search, the fast one there) on accelerators."""
-    similarity = cosine_similarity(jax.lax.stop_gradient(memory)[:, None],
-                                   jax.lax.stop_gradient(keys))  # (B, R, N)
+    memory, keys = jax.lax.stop_gradient(memory), jax.lax.stop_gradient(keys)
+    # The one pass over the memory that a step makes: a product and the rows' norms, without
+    # ``cosine_similarity``'s rescaling against overflow, which its gradient needs and a
+    # search does not, and which took eight times as long at 2^20 rows.
+    unit = keys * jax.lax.rsqrt(jnp.sum(keys * keys, -1, keepdims=True) + _EPS)
+    similarity = jnp.einsum("bnw,brw->brn", memory, unit) * jax.lax.rsqrt(
+        jnp.sum(memory * memory, -1) + _EPS)[:, None, :]  # (B, R, N)
     if jax.default_backend() == "cpu":
         _, index = jax.lax.top_k(similarity, k)
     else:
@@ -108,10 +115,15 @@ def touched_rows(read_index_prev: jax.Array, least_used: jax.Array) -> jax.Array
 def erase_row(memory: jax.Array, least_used: jax.Array, live: jax.Array | None = None
               ) -> jax.Array:
     """memory with row ``least_used`` (B,) set to zero, in the sequences where ``live`` (B,)
-    holds (all without it). Linear and its own transpose."""
-    keep = jnp.zeros(least_used.shape, memory.dtype) if live is None else (
-        1.0 - live.astype(memory.dtype))
-    return jax.vmap(lambda m, row, k: m.at[row].multiply(k))(memory, least_used, keep)
+    holds (all without it). Linear and its own transpose.
+
+    The row's own value is added back negated (exactly zero): XLA updates the memory in place
+    for a scatter-add after a gather of it, but copied all of it for a scatter-multiply or a
+    set (at 2^20 rows, 13 ms a step instead of under 1)."""
+    erased = -gather_rows(memory, least_used[:, None])  # (B, 1, W)
+    if live is not None:
+        erased = erased * live[:, None, None].astype(memory.dtype)
+    return scatter_add_rows(memory, least_used[:, None], erased)
 
 
 def sparse_write(memory: jax.Array, touched: jax.Array, weights: jax.Array, add: jax.Array,
