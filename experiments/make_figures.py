@@ -26,8 +26,9 @@ NTM_TASKS = ("copy", "repeat-copy", "associative-recall")
 SCALING = ROOT / "results" / "dnc-scale"
 # The scaling figure: (bench record, legend label), at batch SCALING_BATCH.
 SCALING_RUNS = [("ntm.json", "NTM"), ("dnc-dense.json", "DNC, dense link"),
-                ("dnc-sparse-k8.json", "DNC, sparse link (K = 8)")]
-SCALING_BATCH = 16
+                ("dnc-sparse-k8.json", "DNC, sparse link (K = 8)"),
+                ("sam.json", "SAM (K = 4 rows a read)")]
+SCALING_BATCH = 1
 # Validation curves of the DNC's default with the dense and the sparse link, one panel per
 # task (``experiments/curves.py`` records in the same folder), drawn with the scaling figure.
 LINK_CURVES = {
@@ -95,7 +96,7 @@ def scaling_figure(folder: Path):
     line per model, from the bench records in ``folder`` at batch ``SCALING_BATCH``."""
     import matplotlib.pyplot as plt
 
-    fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, label in SCALING_RUNS:
         rows = [r for r in json.loads((folder / name).read_text())
                 if r["batch_size"] == SCALING_BATCH]
@@ -109,9 +110,12 @@ def scaling_figure(folder: Path):
                 title="training step (forward + backward)")
     memory_ax.set(xlabel="memory rows N", ylabel="MiB per sequence",
                   title="memory XLA plans for the update")
-    sizes = sorted({n for line in time_ax.get_lines() for n in line.get_xdata()})
+    ticks = []  # the sizes measured, at least 8 times apart, so that their labels fit
+    for n in sorted({n for line in time_ax.get_lines() for n in line.get_xdata()}):
+        if not ticks or n >= 8 * ticks[-1]:
+            ticks.append(n)
     for ax in (time_ax, memory_ax):
-        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.set_xticks(ticks, [f"{n:,}" for n in ticks])
         ax.minorticks_off()
         ax.grid(True, alpha=0.3)
         ax.legend()

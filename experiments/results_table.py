@@ -91,6 +91,7 @@ RUNS = {
     ("associative-recall", "dnc"): "reproduce/associative-recall-dnc-default.json",
     ("dynamic-ngrams", "dnc"): "reproduce/dynamic-ngrams-dnc-default.json",
     ("priority-sort", "dnc"): "reproduce/priority-sort-dnc-default.json",
+    **{(task, "sam"): f"reproduce/{task}-sam-default.json" for task in TASKS},
 }
 
 # The paper's figures (Graves et al. 2014, sections 4.1-4.5; ~ read off its plots; SPEC).
@@ -114,6 +115,7 @@ PAPER = {
     ("priority-sort", "ntm-ff"): "~18-20 bits after 1M sequences",
     ("priority-sort", "lstm"): "~58 bits after 1M sequences",
     **{(task, "dnc"): "not in the papers" for task in TASKS},
+    **{(task, "sam"): "not in the papers" for task in TASKS},
 }
 
 

@@ -15,6 +15,14 @@ diffmem bench --model dnc $paper $plain --set model.link_topk=8 \
     > $out/dnc-sparse-k8.json
 diffmem bench --model ntm-lstm $paper --memory-rows 128,256,512,1024,2048,4096 \
     --batch-sizes 1,16 --seconds 5 --json > $out/ntm.json
+# The NTM's rows at 16,384 and 65,536 rows (batch 1), added to ntm.json; it plans 4 GB at the
+# second, and about 64 GB would not fit at 2^20.
+diffmem bench --model ntm-lstm $paper --memory-rows 16384,65536 --batch-sizes 1 --seconds 5 \
+    --json > $out/ntm-large.json
+python -c "import json; a, b = (json.load(open(f'$out/{n}.json')) for n in ('ntm', 'ntm-large'));
+json.dump(a + b, open('$out/ntm.json', 'w'), indent=2)" && rm $out/ntm-large.json
+diffmem bench --model sam $paper --memory-rows 128,1024,8192,65536,262144,1048576 \
+    --batch-sizes 1 --seconds 5 --json > $out/sam.json
 if [ $# -ge 1 ]; then
     sizes="--memory-width 64 --read-heads 4 --controller-size 256 --seconds 5 --warmup 1 --json"
     "$1" benchmarks/torch_eager_dnc.py --memory-rows 128,256,512 --batch-sizes 1,16,64 $sizes \

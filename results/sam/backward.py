@@ -1,6 +1,6 @@
 """SAM's own backward pass (``diffmem.sam.sparse_scan``) against JAX differentiating the same
 cell through ``diffmem.scan.scan_steps``: the time of a forward and backward pass and the
-memory XLA plans for it, at batch 1 on copy-length-20 inputs (42 steps).
+memory XLA plans for it, at batch 1 on copy-length-20 inputs (41 steps).
 
     python results/sam/backward.py [--rows 65536,1048576] [--out results/sam/backward.json]
 """
@@ -20,7 +20,7 @@ from diffmem.sam import SAM
 from diffmem.scan import scan_steps
 from diffmem.training.summary import machine_description
 
-STEPS, REPEATS = 42, 5
+STEPS, REPEATS = 41, 5
 
 
 def plain(model, inputs):

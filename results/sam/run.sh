@@ -1,22 +1,39 @@
 #!/usr/bin/env bash
-# Sparse access memory (docs/sam.md): the bench up to 2^20 rows, the trainings, and how long a
-# sequence each trained model gets right on a memory of 2^16 rows. Run from the repository
-# root on an idle machine, one job at a time:
+# Sparse access memory (docs/sam.md): the bench up to 2^20 rows, its backward pass against
+# JAX's, the trainings, and how long a sequence each trained model gets right on a memory of
+# 2^16 rows, beside the shipped NTM and DNC where they fit. Run from the repository root on an
+# idle machine, one job at a time:
 #   bash results/sam/run.sh
 set -euo pipefail
 out=results/sam
-runs=${RUNS:-runs/sam}
 # The issue's command, then the default SAM from 2^10 to 2^20 rows at batch 1.
 diffmem bench --model sam --memory-rows 1048576 --batch-sizes 1 --json > $out/bench-1m.json
 diffmem bench --model sam --memory-rows 1024,16384,65536,262144,1048576 --batch-sizes 1 \
     --seconds 5 --json > $out/bench-default.json
-# Training, seed 0, the defaults.
-diffmem train copy --model sam --run-dir $runs/copy --no-tensorboard
-diffmem train associative-recall --model sam --run-dir $runs/associative-recall --no-tensorboard
-for task in copy associative-recall; do
-    python experiments/curves.py $runs/$task --out $out/$task-seed0.json
-done
-# Long sequences on 2^16 rows, one size a command (a command pads its sizes to the longest).
-for n in 50 100 200 500 1000 2000 5000 10000; do
-    diffmem eval $runs/copy --sizes $n --count 16 --memory-rows 65536 --json
-done > $out/copy-long.jsonl
+python $out/backward.py --out $out/backward.json
+# Training, seed 0, the defaults: runs/reproduce/TASK-sam-default and the results table's
+# records, results/reproduce/TASK-sam-default.json.
+python experiments/reproduce.py copy --models sam
+python experiments/reproduce.py associative-recall --models sam
+# Long sequences, one size a command (a command pads its sizes to the longest), 16 sequences
+# each: SAM on 2^16 rows, the shipped DNC on 1,024 (its dense link is N x N), the shipped
+# NTM on its own 128.
+long() {  # MODEL-LABEL CHECKPOINT ROWS SIZES...
+    local label=$1 checkpoint=$2 rows=$3; shift 3
+    for size in "$@"; do
+        diffmem eval "$checkpoint" --sizes "$size" --count 16 ${rows:+--memory-rows $rows} \
+            --json | python -c "import json, sys; [print(json.dumps({'model': '$label', **r}))
+for r in json.load(sys.stdin)]"
+    done
+}
+{
+    long sam runs/reproduce/copy-sam-default 65536 10 20 30 50 100 1000
+    long dnc src/diffmem/weights/copy-dnc.safetensors 1024 120 200 500
+    long ntm-lstm src/diffmem/weights/copy.safetensors "" 120
+} > $out/copy-long.jsonl
+{
+    long sam runs/reproduce/associative-recall-sam-default 65536 6 12 20 50 100 200 500 1000 \
+        2000 5000
+    long dnc src/diffmem/weights/associative-recall-dnc.safetensors 1024 20 50 100 200
+    long ntm-ff src/diffmem/weights/associative-recall.safetensors "" 20
+} > $out/associative-recall-long.jsonl
