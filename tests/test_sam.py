@@ -16,7 +16,7 @@ from diffmem import plots, tasks
 from diffmem import sparse_memory as sm
 from diffmem.addressing import content_weights
 from diffmem.cli import main
-from diffmem.config import ConfigError, resolve, validate
+from diffmem.config import ConfigError, capacity_warnings, resolve, validate
 from diffmem.sam import SAM, SAMCell, split_interface
 from diffmem.scan import scan_steps
 from diffmem.training import train_and_evaluate
@@ -41,11 +41,19 @@ def _plain(model, inputs, state, lengths):
     return ys, final
 
 
+def _start(model, memory0, weights0):
+    """A state whose first write goes to rows 0..5, read before with ``weights0``, and to row
+    0, the least used, which it erases: the erased row is among the rows written."""
+    index = jnp.arange(R * K, dtype=jnp.int32).reshape(1, R, K).repeat(B, 0)
+    last = jnp.full((B, N), 4, jnp.int32).at[:, 0].set(-1)
+    return model.initial_state(B)._replace(memory=memory0, read_index=index,
+                                           read_weights=weights0, last_access=last)
+
+
 def _loss(run, graphdef, outputs_only=False):
-    def loss(params, inputs, memory0):
+    def loss(params, inputs, memory0, weights0):
         model = nnx.merge(graphdef, params)
-        state = model.initial_state(B)._replace(memory=memory0)
-        ys, final = run(model, inputs, state, LENGTHS)
+        ys, final = run(model, inputs, _start(model, memory0, weights0), LENGTHS)
         total = (ys ** 2).sum()
         if not outputs_only:
             total += ((final.memory ** 3).sum() + 1.7 * final.reads.sum()
@@ -59,11 +67,11 @@ def test_the_sparse_scan_equals_jaxs_own_in_values_and_gradients(x64, clip):
     model = _model(state_grad_clip=clip)
     graphdef, params = nnx.split(model)
     inputs = _inputs()
-    memory0 = jnp.asarray(np.random.default_rng(1).normal(size=(B, N, W)))
-    ys, final = model(inputs, model.initial_state(B)._replace(memory=memory0),
-                      seq_lengths=LENGTHS)
-    want_ys, want_final = _plain(model, inputs,
-                                 model.initial_state(B)._replace(memory=memory0), LENGTHS)
+    rng = np.random.default_rng(1)
+    memory0 = jnp.asarray(rng.normal(size=(B, N, W)))
+    weights0 = jax.nn.softmax(jnp.asarray(rng.normal(size=(B, R, K))))
+    ys, final = model(inputs, _start(model, memory0, weights0), seq_lengths=LENGTHS)
+    want_ys, want_final = _plain(model, inputs, _start(model, memory0, weights0), LENGTHS)
     np.testing.assert_array_equal(ys, want_ys)
     for got, want in zip(jax.tree.leaves(final), jax.tree.leaves(want_final)):
         np.testing.assert_array_equal(got, want)
@@ -72,8 +80,8 @@ def test_the_sparse_scan_equals_jaxs_own_in_values_and_gradients(x64, clip):
     # With the clip, the final memory's gradient must be within it for the two to agree.
     sparse = _loss(lambda m, x, s, n: m(x, s, seq_lengths=n), graphdef, clip is not None)
     plain = _loss(_plain, graphdef, clip is not None)
-    got = jax.grad(sparse, argnums=(0, 1, 2))(params, inputs, memory0)
-    want = jax.grad(plain, argnums=(0, 1, 2))(params, inputs, memory0)
+    got = jax.grad(sparse, argnums=(0, 1, 2, 3))(params, inputs, memory0, weights0)
+    want = jax.grad(plain, argnums=(0, 1, 2, 3))(params, inputs, memory0, weights0)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
     assert all(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(got))
@@ -167,7 +175,8 @@ def test_sizes_and_states_of_another_model_are_refused():
         SAMCell(2, 2, read_topk=0, rngs=nnx.Rngs(0))
     small = SAM(2, 2, memory_rows=8, memory_width=3, read_topk=2, rngs=nnx.Rngs(0))
     other = SAM(2, 2, memory_rows=8, memory_width=3, read_topk=3, rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="read heads of 3 rows; this SAM has 8 x 3 and 1 of 2"):
+    with pytest.raises(ValueError,
+                       match=r"reads of 1 x 3 \(heads x rows\); this SAM has 8 x 3 and 1 x 2"):
         small(jnp.zeros((1, 2, 2)), other.initial_state(1))
 
 
@@ -181,6 +190,10 @@ def test_the_configuration_checks_its_sparse_reads():
         validate(resolve("copy", "dnc").replace(model={"read_topk": 8}))
     with pytest.raises(ConfigError, match=r"the SAM has one write head"):
         validate(config.replace(model={"write_heads": 2}))
+    # Every step erases a row: copy's 41 training steps do not fit in 32 rows.
+    (text,) = capacity_warnings(config.replace(model={"memory_rows": 32}))
+    assert "erases a row at each of its 41 steps, more than its memory's 32 rows" in text
+    assert capacity_warnings(config, [{"length": 120}]) == []  # 241 steps, 1,024 rows
 
 
 def tiny_sam():
@@ -208,6 +221,9 @@ def test_a_sam_run_resumes_exactly_loads_evaluates_on_any_memory_and_draws(
     assert row["label"] == "length 3" and np.isfinite(row["bits"])
     assert main(["eval", str(tiny_run[0]), "--memory-rows", "64"]) == 2
     assert "the ntm-lstm's parameters depend on the number of memory rows" in " ".join(
+        capsys.readouterr().out.split())
+    assert main(["eval", str(tmp_path / "whole"), "--memory-rows", "1"]) == 2
+    assert "--memory-rows 1: model.read_topk=2 is more than model.eval_memory_rows=1" in " ".join(
         capsys.readouterr().out.split())
 
     fig = plots.memory_figure(loaded, tasks.get("copy"), {"length": 4})

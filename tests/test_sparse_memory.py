@@ -4,19 +4,12 @@ where they are differentiated)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from diffmem import memory as dense_memory
 from diffmem import sparse_memory as sm
 from diffmem.addressing import content_weights
 
 B, N, W, R, K = 2, 12, 5, 2, 3
-
-
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
 
 
 def test_a_read_of_every_row_is_the_dense_content_read(x64):

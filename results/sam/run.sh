@@ -6,7 +6,7 @@
 #   bash results/sam/run.sh
 set -euo pipefail
 out=results/sam
-# The command, then the default SAM from 2^10 to 2^20 rows at batch 1.
+# A training step at 2^20 rows, then the default SAM from 2^10 to 2^20 rows at batch 1.
 diffmem bench --model sam --memory-rows 1048576 --batch-sizes 1 --json > $out/bench-1m.json
 diffmem bench --model sam --memory-rows 1024,16384,65536,262144,1048576 --batch-sizes 1 \
     --seconds 5 --json > $out/bench-default.json
@@ -15,6 +15,13 @@ python $out/backward.py --out $out/backward.json
 # records, results/reproduce/TASK-sam-default.json.
 python experiments/reproduce.py copy --models sam
 python experiments/reproduce.py associative-recall --models sam
+# The first default tried, Adam 3e-3 and 500,000 sequences.
+for task in copy associative-recall; do
+    diffmem train $task --model sam --set train.lr=0.003 --set train.sequences=500000 \
+        --run-dir runs/sam/$task-lr3e-3 --no-tensorboard
+    python experiments/curves.py runs/sam/$task-lr3e-3 --out $out/$task-lr3e-3.json \
+        --command "diffmem train $task --model sam --set train.lr=0.003 --set train.sequences=500000"
+done
 # Long sequences, one size a command (a command pads its sizes to the longest), 16 sequences
 # each: SAM on 2^16 rows, the shipped DNC on 1,024 (its dense link is N x N), the shipped
 # NTM on its own 128.

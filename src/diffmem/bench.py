@@ -8,7 +8,6 @@ sizes), with the memory XLA plans for the compiled update.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from typing import Any
@@ -122,6 +121,8 @@ def peak_bytes(compiled) -> int:
 def resident_peak_bytes() -> int:
     """The most memory this process has held resident so far (Linux and macOS), its
     imports, compilations and earlier rows included."""
+    import resource  # POSIX only
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes there, KiB here
 

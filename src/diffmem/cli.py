@@ -536,17 +536,21 @@ def _eval(args: argparse.Namespace) -> int:
 def _on_memory(model, config, rows: int):
     """``model`` (loaded from a run) and ``config`` on a memory of ``rows`` rows."""
     from diffmem import models
-    from diffmem.config import validate
+    from diffmem.config import ConfigError, validate
 
-    kind = config.model.kind
-    if not models.get(kind).resizable_memory:
+    kind = models.get(config.model.kind)
+    if not kind.has_memory:
+        raise ValueError(f"--memory-rows {rows}: the {kind.name} has no memory; leave it out")
+    if not kind.resizable_memory:
         raise ValueError(
-            f"--memory-rows {rows}: the {kind}'s parameters depend on the number of memory "
-            f"rows (or it has no memory), so it runs only on the memory it was trained with; "
-            f"leave --memory-rows out")
+            f"--memory-rows {rows}: the {kind.name}'s parameters depend on the number of memory "
+            f"rows, so it runs only on the memory it was trained with; leave --memory-rows out")
     if rows < 1:
         raise ValueError(f"--memory-rows {rows} must be a positive integer")
-    config = validate(config.replace(model={"eval_memory_rows": rows}))
+    try:
+        config = validate(config.replace(model={"eval_memory_rows": rows}))
+    except ConfigError as err:
+        raise ValueError(f"--memory-rows {rows}: {err}") from None
     return models.for_evaluation(model, config), config
 
 

@@ -228,7 +228,7 @@ def _row(task: str, model: str, preset: str) -> presets.Preset:
         if not any(t == task for t, _, _ in presets.PRESETS):
             raise ConfigError(f"there is no paper preset for task {task!r}: it is not in the paper")
         raise ConfigError(f"there is no paper preset for model {model!r}: it is not in the paper")
-    if row is None:  # a task or a model kind registered at run time
+    if row is None:  # a task registered at run time, or a model kind without rows (SAM)
         row = presets.OTHER_TASKS.get(model) or presets.Preset({}, {}, "The defaults.")
     return row
 
@@ -273,13 +273,18 @@ def capacity_warnings(config: Config, sizes: list[dict[str, Any]] | None = None)
     warnings = []
     for size in [None] if sizes is None else sizes:
         need = task.memory_needed(size)
+        what = f"must store {need} vectors"
+        if need is not None and config.model.kind == "sam":
+            # SAM erases its least recently used row at every step: what it wrote is lost once
+            # a sequence's steps outnumber the rows.
+            need = task.max_steps(**(size or {}))
+            what = f"erases a row at each of its {need} steps"
         if need is not None and need > rows:
-            what = (task.describe_size(size) if size else
-                    f"training on {task.training_range()}")
+            where = (task.describe_size(size) if size else
+                     f"training on {task.training_range()}")
             warnings.append(
-                f"{what}: the model must store {need} vectors, more than its memory's {rows} "
-                f"rows (model.{field}), so expect errors; use a larger memory or "
-                f"shorter sequences"
+                f"{where}: the model {what}, more than its memory's {rows} rows "
+                f"(model.{field}), so expect errors; use a larger memory or shorter sequences"
             )
     return warnings
 
@@ -373,6 +378,8 @@ def _check_model_fields(m: ModelConfig) -> None:
     if m.kind in ("dnc", "sam") and m.write_heads != 1:
         raise ConfigError(f"model.write_heads={m.write_heads!r}: the {m.kind.upper()} has one "
                           "write head; leave it at 1")
+    if m.eval_memory_rows is not None:
+        _positive_int("model.eval_memory_rows", m.eval_memory_rows)
     if m.kind == "sam":
         _positive_int("model.read_topk", m.read_topk)
         for name in ("memory_rows", "eval_memory_rows"):

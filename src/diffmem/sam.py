@@ -51,8 +51,9 @@ class SAMState(NamedTuple):
 
 
 class SAMTrace(NamedTuple):
-    """What the memory did at every step (``return_trace=True``), the weightings spread over
-    all N rows, so that the NTM's and the DNC's figures read it. Arrays are (B, T, ...)."""
+    """What the memory did at every step (``return_trace=True``). The weightings are spread
+    over all N rows, in the layout of ``diffmem.ntm.Trace``, so that ``diffmem.plots`` draws
+    them as it draws the NTM's. Arrays are (B, T, ...)."""
 
     read_weights: jax.Array  # (B, T, R, N)
     write_weights: jax.Array  # (B, T, 1, N)
@@ -213,9 +214,10 @@ class SAMCell(nnx.RNNCellBase):
         got = (state.memory.shape[-2:], state.read_index.shape[-2:])
         if got != want:
             raise ValueError(
-                f"the state holds a {got[0][0]} x {got[0][1]} memory and {got[1][0]} read "
-                f"heads of {got[1][1]} rows; this SAM has {want[0][0]} x {want[0][1]} and "
-                f"{want[1][0]} of {want[1][1]}: pass a state of this model (or None)")
+                f"the state holds a {got[0][0]} x {got[0][1]} memory and reads of "
+                f"{got[1][0]} x {got[1][1]} (heads x rows); this SAM has {want[0][0]} x "
+                f"{want[0][1]} and {want[1][0]} x {want[1][1]}: pass a state of this model "
+                "(or None)")
 
     # The step in three parts: ``control`` and ``finish`` are the differentiable, small ones,
     # which ``sparse_scan`` differentiates again in its backward pass; between them the memory
@@ -408,11 +410,11 @@ class _Passes:
         # The rows were read from M_t = erase(M_{t-1}) + the rows written.
         d_memory = sm.scatter_add_rows(d_memory, index, d_rows)
         d_written = sm.gather_rows(d_memory, touched) * live[:, None, None]  # (B, J, W)
-        # The erased row (touched's last) passes no gradient back: its own gradient is
-        # subtracted, from the rows just gathered, so that XLA updates in place (a second
-        # gather of it had XLA copy the whole gradient at every step).
+        # The erased row (touched's last) passes no gradient back: its own gradient, from the
+        # rows just gathered, is subtracted. Taking it from those rows orders the gather before
+        # the update, which lets XLA update in place rather than copy the whole gradient.
         d_memory = sm.scatter_add_rows(d_memory, lru[:, None], -d_written[:, -1:])
-        if self.clip is not None:  # only the rows read have changed
+        if self.clip is not None:  # the rows read changed; the erased one is zero
             clipped = jnp.clip(sm.gather_rows(d_memory, index), -self.clip, self.clip)
             d_memory = jax.vmap(lambda m, i, v: m.at[i].set(v))(d_memory, index, clipped)
         d_c = d_c._replace(
@@ -434,7 +436,8 @@ class SAM(nnx.Module):
     memory unless ``state`` is passed, and ``seq_lengths`` (B,) stops each sequence after its
     own length (docs/layers.md). ``return_trace=True`` also returns a ``SAMTrace`` of every
     step (its weightings over all N rows: for pictures of small memories); that call runs
-    ``diffmem.scan.scan_steps``, whose backward pass stores the memory every step.
+    ``diffmem.scan.scan_steps``, whose backward pass JAX derives (about twice as slow at
+    2^20 rows, docs/sam.md).
 
     Takes the same arguments as ``SAMCell`` (its ``model.cell``) and ``state_grad_clip`` (see
     ``diffmem.ntm.NTM``).

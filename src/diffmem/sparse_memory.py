@@ -44,12 +44,13 @@ def scatter_add_rows(memory: jax.Array, index: jax.Array, values: jax.Array) -> 
 
 def top_rows(memory: jax.Array, keys: jax.Array, k: int) -> jax.Array:
     """(B, R, K) int32: for each head the K rows most similar to its key (cosine similarity),
-    most similar first. Not differentiated. Exact on the CPU; ``jax.lax.approx_max_k`` (an
-    approximate search, the fast one there) on accelerators."""
+    most similar first. Not differentiated. Exact on the CPU; on accelerators
+    ``jax.lax.approx_max_k``, an approximate search that JAX optimises for TPUs (untested on
+    a GPU here)."""
     memory, keys = jax.lax.stop_gradient(memory), jax.lax.stop_gradient(keys)
     # The one pass over the memory that a step makes: a product and the rows' norms, without
     # ``cosine_similarity``'s rescaling against overflow, which its gradient needs and a
-    # search does not, and which took eight times as long at 2^20 rows.
+    # search does not, and which costs more passes over the memory.
     unit = keys * jax.lax.rsqrt(jnp.sum(keys * keys, -1, keepdims=True) + _EPS)
     similarity = jnp.einsum("bnw,brw->brn", memory, unit) * jax.lax.rsqrt(
         jnp.sum(memory * memory, -1) + _EPS)[:, None, :]  # (B, R, N)
@@ -117,9 +118,9 @@ def erase_row(memory: jax.Array, least_used: jax.Array, live: jax.Array | None =
     """memory with row ``least_used`` (B,) set to zero, in the sequences where ``live`` (B,)
     holds (all without it). Linear and its own transpose.
 
-    The row's own value is added back negated (exactly zero): XLA updates the memory in place
-    for a scatter-add after a gather of it, but copied all of it for a scatter-multiply or a
-    set (at 2^20 rows, 13 ms a step instead of under 1)."""
+    The row's own value is added back negated (exactly zero): a scatter-add that depends on
+    the gather of the row lets XLA update the memory in place, where a scatter-multiply or a
+    set after another read of the memory made it copy the whole memory (docs/sam.md)."""
     erased = -gather_rows(memory, least_used[:, None])  # (B, 1, W)
     if live is not None:
         erased = erased * live[:, None, None].astype(memory.dtype)
