@@ -13,8 +13,9 @@ diffmem bench --model sam --memory-rows 1024,16384,65536,262144,1048576 --batch-
 python $out/backward.py --out $out/backward.json
 # Training, seed 0, the defaults: runs/reproduce/TASK-sam-default and the results table's
 # records, results/reproduce/TASK-sam-default.json.
-python experiments/reproduce.py copy --models sam
-python experiments/reproduce.py associative-recall --models sam
+for task in copy associative-recall repeat-copy dynamic-ngrams priority-sort; do
+    python experiments/reproduce.py $task --models sam
+done
 # The first default tried, Adam 3e-3 and 500,000 sequences.
 for task in copy associative-recall; do
     diffmem train $task --model sam --set train.lr=0.003 --set train.sequences=500000 \

@@ -436,8 +436,8 @@ class SAM(nnx.Module):
     memory unless ``state`` is passed, and ``seq_lengths`` (B,) stops each sequence after its
     own length (docs/layers.md). ``return_trace=True`` also returns a ``SAMTrace`` of every
     step (its weightings over all N rows: for pictures of small memories); that call runs
-    ``diffmem.scan.scan_steps``, whose backward pass JAX derives (about twice as slow at
-    2^20 rows, docs/sam.md).
+    ``diffmem.scan.scan_steps``, whose backward pass JAX derives (twice as slow at 2^20 rows,
+    docs/sam.md).
 
     Takes the same arguments as ``SAMCell`` (its ``model.cell``) and ``state_grad_clip`` (see
     ``diffmem.ntm.NTM``).
