@@ -137,7 +137,10 @@ class SAMCell(nnx.RNNCellBase):
       read_heads: R.  memory_rows: N.  memory_width: W.
       read_topk: K, the rows each read head reads (the paper uses 4 to 8).
       clip: the raw interface vector is clipped to [-clip, clip] before its activations.
-      dtype, param_dtype, rngs: as ``diffmem.DNCCell``'s.
+      dtype: the dtype of the controller's and the linear layers' computation (None: that of
+        their inputs and parameters); the memory and the state are in ``param_dtype``.
+      param_dtype: the dtype of the parameters and of the state (float32).
+      rngs: nnx.Rngs for parameter initialisation.
     """
 
     def __init__(
