@@ -16,6 +16,11 @@ python $out/backward.py --out $out/backward.json
 for task in copy associative-recall repeat-copy dynamic-ngrams priority-sort; do
     python experiments/reproduce.py $task --models sam
 done
+# Ten copy seeds in one population.
+diffmem train copy --model sam --seeds 0-9 --minutes 15 --run-dir runs/sam/copy-seeds \
+    --no-tensorboard
+python experiments/curves.py runs/sam/copy-seeds --out $out/copy-seeds.json \
+    --command "diffmem train copy --model sam --seeds 0-9 --minutes 15 --no-tensorboard"
 # The first default tried, Adam 3e-3 and 500,000 sequences.
 for task in copy associative-recall; do
     diffmem train $task --model sam --set train.lr=0.003 --set train.sequences=500000 \
