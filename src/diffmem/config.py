@@ -82,8 +82,8 @@ class ModelConfig:
     read_topk: int = 4
     # Rows of the memory after training: the final evaluation, `diffmem eval`, figures and the
     # demo (None: memory_rows). Only for a model whose parameters do not depend on the number
-    # of rows (the DNC): trained on a small memory it must reuse the rows it has read, which
-    # is what it needs on sequences longer than it was trained on (docs/dnc.md).
+    # of rows (the DNC, SAM): the DNC trained on a small memory must reuse the rows it has
+    # read, which is what it needs on sequences longer than it was trained on (docs/dnc.md).
     eval_memory_rows: int | None = None
 
 
@@ -380,16 +380,6 @@ def _check_model_fields(m: ModelConfig) -> None:
                           "write head; leave it at 1")
     if m.eval_memory_rows is not None:
         _positive_int("model.eval_memory_rows", m.eval_memory_rows)
-    if m.kind == "sam":
-        _positive_int("model.read_topk", m.read_topk)
-        for name in ("memory_rows", "eval_memory_rows"):
-            rows = getattr(m, name)
-            if rows is not None and m.read_topk > rows:
-                raise ConfigError(f"model.read_topk={m.read_topk!r} is more than model.{name}="
-                                  f"{rows}: a read takes K distinct rows; lower read_topk or "
-                                  f"raise {name}")
-    if m.eval_memory_rows is not None:
-        _positive_int("model.eval_memory_rows", m.eval_memory_rows)
         if not kind.resizable_memory:
             raise ConfigError(
                 f"model.eval_memory_rows={m.eval_memory_rows} needs a model whose parameters do "
@@ -400,6 +390,14 @@ def _check_model_fields(m: ModelConfig) -> None:
                 f"model.link_topk={m.link_topk!r} is more than model.eval_memory_rows="
                 f"{m.eval_memory_rows}, the rows of the memory it is evaluated on: lower "
                 "link_topk or raise eval_memory_rows")
+    if m.kind == "sam":
+        _positive_int("model.read_topk", m.read_topk)
+        for name in ("memory_rows", "eval_memory_rows"):
+            rows = getattr(m, name)
+            if rows is not None and m.read_topk > rows:
+                raise ConfigError(f"model.read_topk={m.read_topk!r} is more than model.{name}="
+                                  f"{rows}: a read takes K distinct rows; lower read_topk or "
+                                  f"raise {name}")
 
 
 def _check_task(task: Any) -> None:
