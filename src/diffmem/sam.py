@@ -331,7 +331,8 @@ def sparse_scan(cell: SAMCell, state: SAMState, inputs: jax.Array,
     its outputs after it are zeros. With ``state_grad_clip``, the gradient reaching the
     state at every step is clipped elementwise to that bound, as ``scan_steps`` clips it; the
     memory's is clipped where a step changes it, and the final memory's once, so that the two
-    agree where that is within the bound (it is zero when a loss reads only the outputs).
+    agree exactly when the final memory's gradient is within the bound (it is zero when a loss
+    reads only the outputs).
     """
     graphdef, params = nnx.split(cell)
     B, T = inputs.shape[:2]
