@@ -24,11 +24,12 @@ DNC_SWITCHES = ("content_masking", "deallocation", "link_sharpness")
 CLIP_MODES = ("norm", "value")
 NONFINITE_ACTIONS = ("rollback", "stop")
 NTM_KINDS = ("ntm-lstm", "ntm-ff")  # the models with NTM heads (tape_bias, ...)
+DNC_KINDS = ("dnc", "sdnc")  # the models with the DNC's interface (its refinements, link_topk)
 # Fields of some kinds of model only, and those kinds: on another kind a value other than the
 # default would be ignored, so it is refused.
 ONLY_FOR = {"memory_init": NTM_KINDS, "tape_bias": NTM_KINDS, "tape_read_heads": NTM_KINDS,
-            "read_after_write": NTM_KINDS, **{switch: ("dnc",) for switch in DNC_SWITCHES},
-            "link_topk": ("dnc",), "read_topk": ("sam",)}
+            "read_after_write": NTM_KINDS, **{switch: DNC_KINDS for switch in DNC_SWITCHES},
+            "link_topk": DNC_KINDS, "read_topk": ("sam", "sdnc")}
 # Fields removed because no preset used them and no user feature needed them, with the value
 # they had to have: runs and checkpoints written before still load. They were last in commit
 # 05b86b3 (diffmem 0.19.1).
@@ -76,9 +77,11 @@ class ModelConfig:
     deallocation: bool = False
     link_sharpness: bool = False
     # The DNC's sparse link matrix (Graves et al. 2016, Methods): K entries per row of the
-    # link matrix and of its transpose, O(N K) a step instead of O(N^2); None: dense.
+    # link matrix and of its transpose, O(N K) a step instead of O(N^2); None: dense (the
+    # SDNC's link is always sparse: None is its paper's 8).
     link_topk: int | None = None
-    # Sparse access memory (Rae et al. 2016): the rows each read head reads, K.
+    # Sparse access memory and the sparse DNC (Rae et al. 2016): the rows each content lookup
+    # reads, K (and for the SDNC, the least used rows its allocation ranks).
     read_topk: int = 4
     # Rows of the memory after training: the final evaluation, `diffmem eval`, figures and the
     # demo (None: memory_rows). Only for a model whose parameters do not depend on the number
@@ -228,7 +231,7 @@ def _row(task: str, model: str, preset: str) -> presets.Preset:
         if not any(t == task for t, _, _ in presets.PRESETS):
             raise ConfigError(f"there is no paper preset for task {task!r}: it is not in the paper")
         raise ConfigError(f"there is no paper preset for model {model!r}: it is not in the paper")
-    if row is None:  # a task registered at run time, or a model kind without rows (SAM)
+    if row is None:  # a task registered at run time, or a model kind without rows (SAM, SDNC)
         row = presets.OTHER_TASKS.get(model) or presets.Preset({}, {}, "The defaults.")
     return row
 
@@ -375,7 +378,7 @@ def _check_model_fields(m: ModelConfig) -> None:
         raise ConfigError(f"model.state_grad_clip={m.state_grad_clip!r} clips the gradient "
                           f"through a memory model's recurrent state; the {m.kind} has "
                           "none: set it to none")
-    if m.kind in ("dnc", "sam") and m.write_heads != 1:
+    if m.kind in ("dnc", "sam", "sdnc") and m.write_heads != 1:
         raise ConfigError(f"model.write_heads={m.write_heads!r}: the {m.kind.upper()} has one "
                           "write head; leave it at 1")
     if m.eval_memory_rows is not None:
@@ -390,7 +393,7 @@ def _check_model_fields(m: ModelConfig) -> None:
                 f"model.link_topk={m.link_topk!r} is more than model.eval_memory_rows="
                 f"{m.eval_memory_rows}, the rows of the memory it is evaluated on: lower "
                 "link_topk or raise eval_memory_rows")
-    if m.kind == "sam":
+    if m.kind in ("sam", "sdnc"):
         _positive_int("model.read_topk", m.read_topk)
         for name in ("memory_rows", "eval_memory_rows"):
             rows = getattr(m, name)

@@ -104,7 +104,8 @@ def allocation(usage: jax.Array) -> jax.Array:
     return _ranked_allocation(usage)
 
 
-def _lifted(usage: jax.Array) -> jax.Array:
+def lifted_usage(usage: jax.Array) -> jax.Array:
+    """u lifted to eps + (1 - eps) u (eps = 1e-6), as ``allocation`` ranks and multiplies it."""
     return _USAGE_EPS + (1.0 - _USAGE_EPS) * jnp.asarray(usage)
 
 
@@ -122,7 +123,7 @@ def _ranked_allocation(usage: jax.Array) -> jax.Array:
 
 
 def _ranked_fwd(usage: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    u = _lifted(usage)
+    u = lifted_usage(usage)
     product = jnp.exp(jnp.einsum("...ij,...j->...i", _before(u), jnp.log(u)))
     return (1.0 - u) * product, (u, product)
 
@@ -158,7 +159,7 @@ def _sorted_allocation(usage: jax.Array) -> jax.Array:
 
 def _sorted_fwd(usage: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     shape = usage.shape
-    s, order = _free_list(_lifted(usage).reshape(-1, shape[-1]))
+    s, order = _free_list(lifted_usage(usage).reshape(-1, shape[-1]))
     log_s = jnp.log(s)
     product = jnp.exp(jnp.cumsum(log_s, axis=-1) - log_s)  # over the rows before each
     return _unsort((1.0 - s) * product, order).reshape(shape), (usage, order)
@@ -167,7 +168,7 @@ def _sorted_fwd(usage: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array
 def _sorted_bwd(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array]:
     usage, order = residuals
     shape = usage.shape
-    s = jnp.take_along_axis(_lifted(usage).reshape(-1, shape[-1]), order, axis=-1)
+    s = jnp.take_along_axis(lifted_usage(usage).reshape(-1, shape[-1]), order, axis=-1)
     g = jnp.take_along_axis(g.reshape(-1, shape[-1]), order, axis=-1)
     log_s = jnp.log(s)
     product = jnp.exp(jnp.cumsum(log_s, axis=-1) - log_s)

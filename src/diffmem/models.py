@@ -21,6 +21,8 @@ from diffmem.lstm import LSTM
 from diffmem.ntm import NTM
 from diffmem.sam import SAM
 from diffmem.scan import check_remat
+from diffmem.sdnc import LINK_TOPK as SDNC_LINK_TOPK
+from diffmem.sdnc import SDNC
 
 if TYPE_CHECKING:  # config imports this module for the model names: types only
     from diffmem.config import Config, ModelConfig
@@ -141,12 +143,35 @@ def _sam(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SAM:
     )
 
 
+def _sdnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SDNC:
+    return SDNC(
+        task.input_size,
+        task.output_size,
+        controller="lstm",
+        controller_size=m.controller_size,
+        controller_layers=m.controller_layers,
+        read_heads=m.read_heads,
+        memory_rows=m.memory_rows,
+        memory_width=m.memory_width,
+        read_topk=m.read_topk,
+        link_topk=SDNC_LINK_TOPK if m.link_topk is None else m.link_topk,
+        clip=m.clip,
+        content_masking=m.content_masking,
+        deallocation=m.deallocation,
+        link_sharpness=m.link_sharpness,
+        state_grad_clip=m.state_grad_clip,
+        rngs=rngs,
+        **layer_args,
+    )
+
+
 register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")
 register("ntm-ff", _ntm("feedforward"), description="NTM with a feed-forward controller")
 register("lstm", _lstm, description="LSTM baseline", has_memory=False)
 register("dnc", _dnc, description="DNC with an LSTM controller", resizable_memory=True)
 register("sam", _sam, description="sparse access memory with an LSTM controller",
          resizable_memory=True)
+register("sdnc", _sdnc, description="sparse DNC with an LSTM controller", resizable_memory=True)
 
 
 def build_model(config: Config, seed: int | jax.Array | None = None, *,

@@ -89,6 +89,9 @@ _DNC_32 = {k: v for k, v in _DNC.items() if k != "eval_memory_rows"}
 # SAM's default on every task: its parameters do not depend on the rows, and a longer sequence
 # needs more of them (each step erases one).
 _SAM = dict(eval_memory_rows=1024)
+# The sparse DNC's default on every task: the copy DNC's, with reads of K = 4 rows and the
+# paper's K_L = 8 link entries a row.
+_SDNC = dict(_DNC, read_topk=4, link_topk=8)
 
 # Both NTMs on repeat copy: batches of 8 at a high rate that halves, and restarts for the
 # runs still on the memory-free plateau (docs/batches.md#restarts-off-the-plateau).
@@ -327,7 +330,7 @@ PRESETS: dict[tuple[str, str, str], Preset] = {
 }
 
 # The default preset of a task without rows (one registered at run time), by model; for a
-# model without rows in PRESETS (SAM), its default on every task.
+# model without rows in PRESETS (SAM, the SDNC), its default on every task.
 OTHER_TASKS: dict[str, Preset] = {
     "ntm-lstm": Preset(
         model={},
@@ -349,7 +352,7 @@ OTHER_TASKS: dict[str, Preset] = {
         train={},
         reason="A task outside the paper takes the copy DNC's settings "
                "(docs/dnc.md#trained-on-a-small-memory-evaluated-on-a-large-one)."),
-    # SAM has no row in PRESETS: this is its default on every task.
+    # SAM and the SDNC have no rows in PRESETS: these are their defaults on every task.
     "sam": Preset(
         model=_SAM,
         train=dict(lr=1e-3, sequences=5_000_000),
@@ -358,4 +361,10 @@ OTHER_TASKS: dict[str, Preset] = {
                "row), at Adam 1e-3: at 3e-3 copy's validation rose back to 51 bits after "
                "meeting its target, and associative recall met its target half as fast; its "
                "10 minutes bind before the sequences (docs/sam.md#results)."),
+    "sdnc": Preset(
+        model=_SDNC,
+        train={},
+        reason="The copy DNC's settings (32 rows in training, 128 after, the three "
+               "refinements) with K = 4 rows a lookup and K_L = 8 link entries a row "
+               "(docs/sdnc.md)."),
 }

@@ -42,18 +42,26 @@ def scatter_add_rows(memory: jax.Array, index: jax.Array, values: jax.Array) -> 
     return jax.vmap(lambda m, i, v: m.at[i].add(v))(memory, index, values)
 
 
-def top_rows(memory: jax.Array, keys: jax.Array, k: int) -> jax.Array:
+def top_rows(memory: jax.Array, keys: jax.Array, k: int, masks: jax.Array | None = None
+             ) -> jax.Array:
     """(B, R, K) int32: for each head the K rows most similar to its key (cosine similarity),
     most similar first. Not differentiated. Exact on the CPU; on accelerators
     ``jax.lax.approx_max_k``, an approximate search that JAX optimises for TPUs (untested on
-    a GPU here)."""
+    a GPU here). With ``masks`` (B, R, W), head r compares ``memory * masks[r]`` with
+    ``keys[r] * masks[r]`` (the DNC's content masking), without forming the masked memory."""
     memory, keys = jax.lax.stop_gradient(memory), jax.lax.stop_gradient(keys)
     # The one pass over the memory that a step makes: a product and the rows' norms, without
     # ``cosine_similarity``'s rescaling against overflow, which its gradient needs and a
     # search does not, and which costs more passes over the memory.
-    unit = keys * jax.lax.rsqrt(jnp.sum(keys * keys, -1, keepdims=True) + _EPS)
-    similarity = jnp.einsum("bnw,brw->brn", memory, unit) * jax.lax.rsqrt(
-        jnp.sum(memory * memory, -1) + _EPS)[:, None, :]  # (B, R, N)
+    if masks is None:
+        unit = keys * jax.lax.rsqrt(jnp.sum(keys * keys, -1, keepdims=True) + _EPS)
+        norms = jnp.sum(memory * memory, -1)[:, None, :]
+    else:
+        masks = jax.lax.stop_gradient(masks)
+        keys = keys * masks
+        unit = keys * masks * jax.lax.rsqrt(jnp.sum(keys * keys, -1, keepdims=True) + _EPS)
+        norms = jnp.einsum("bnw,brw->brn", memory * memory, masks * masks)
+    similarity = jnp.einsum("bnw,brw->brn", memory, unit) * jax.lax.rsqrt(norms + _EPS)
     if jax.default_backend() == "cpu":
         _, index = jax.lax.top_k(similarity, k)
     else:
