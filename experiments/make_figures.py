@@ -27,7 +27,8 @@ SCALING = ROOT / "results" / "dnc-scale"
 # The scaling figure: (bench record, legend label), at batch SCALING_BATCH.
 SCALING_RUNS = [("ntm.json", "NTM"), ("dnc-dense.json", "DNC, dense link"),
                 ("dnc-sparse-k8.json", "DNC, sparse link (K = 8)"),
-                ("sam.json", "SAM (K = 4 rows a read)")]
+                ("sam.json", "SAM (K = 4 rows a read)"),
+                ("sdnc.json", "sparse DNC (K = 4, K_L = 8)")]
 SCALING_BATCH = 1
 # Validation curves of the DNC's default with the dense and the sparse link, one panel per
 # task (``experiments/curves.py`` records in the same folder), drawn with the scaling figure.

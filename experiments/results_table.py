@@ -67,6 +67,9 @@ TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priorit
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
 # and PAPER below.
 MODELS = tuple(model_names())
+# The README's brief table has the NTM paper's models and the DNC; the sparse models' rows
+# are in docs/results.md's full table and their own pages, which keeps the README short.
+BRIEF_MODELS = ("ntm-lstm", "ntm-ff", "lstm", "dnc")
 
 # The record behind each cell, relative to results/. Where a cell uses the paper's preset or a
 # resumed or changed run, the "settings" column and docs/results.md say so.
@@ -92,6 +95,7 @@ RUNS = {
     ("dynamic-ngrams", "dnc"): "reproduce/dynamic-ngrams-dnc-default.json",
     ("priority-sort", "dnc"): "reproduce/priority-sort-dnc-default.json",
     **{(task, "sam"): f"reproduce/{task}-sam-default.json" for task in TASKS},
+    **{(task, "sdnc"): f"reproduce/{task}-sdnc-default.json" for task in TASKS},
 }
 
 # The paper's figures (Graves et al. 2014, sections 4.1-4.5; ~ read off its plots; SPEC).
@@ -116,6 +120,7 @@ PAPER = {
     ("priority-sort", "lstm"): "~58 bits after 1M sequences",
     **{(task, "dnc"): "not in the papers" for task in TASKS},
     **{(task, "sam"): "not in the papers" for task in TASKS},
+    **{(task, "sdnc"): "not in the papers" for task in TASKS},
 }
 
 
@@ -178,15 +183,15 @@ def generalisation_cell(record: dict) -> str:
 
 
 def table(results: Path, brief: bool = False) -> str:
-    """The results table; ``brief`` (the README's) leaves out the settings and the paper's
-    figures, which docs/results.md has."""
+    """The results table; ``brief`` (the README's) leaves out the settings, the paper's
+    figures and the models not in ``BRIEF_MODELS``, which docs/results.md has."""
     head = ["task", "model", "settings", "trained (sequences, time, hardware)",
             "validation bits / sequence", "generalisation", "paper"]
     if brief:
         head = [h for h in head if h not in ("settings", "paper")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task in TASKS:
-        for model in MODELS:
+        for model in BRIEF_MODELS if brief else MODELS:
             record = load(results / RUNS[(task, model)])
             if record is None:
                 cells = ["-", "not run", "-", "-"]

@@ -51,7 +51,7 @@ from diffmem.tasks import Batch  # noqa: E402
 # collection order, so these go first and the short files fill in around them, instead of
 # one long file starting last while the others have nothing left to do.
 SLOW_FIRST = ("test_sweep.py", "test_population.py", "test_train.py", "test_train_tasks.py",
-              "test_resilience.py", "test_demo.py", "test_dnc.py", "test_report.py",
+              "test_resilience.py", "test_demo.py", "test_dnc.py", "test_sdnc.py", "test_report.py",
               "test_dnc_addressing.py", "test_ntm.py", "test_cli.py", "test_restart.py")
 
 
@@ -84,6 +84,42 @@ def tiny() -> "diffmem.config.Config":  # noqa: F821
 def tiny_dnc() -> "diffmem.config.Config":  # noqa: F821
     """``tiny()`` with the DNC: the same task, sizes and training, evaluated on 24 rows."""
     return tiny().replace(model=dict(kind="dnc", eval_memory_rows=24))
+
+
+def check_resizable_run(config, tmp_path, capsys, layer):
+    """Train ``config`` (a model of ``resizable_memory``) whole, and again in two parts, and
+    check: the two agree exactly, the run loads as a ``layer`` on its evaluation memory,
+    `diffmem eval --memory-rows 64` scores it, and its memory figure is drawn. Returns the
+    whole run's directory."""
+    import json
+
+    from flax import nnx
+
+    import diffmem
+    from diffmem import plots
+    from diffmem.cli import main
+    from diffmem.training import train_and_evaluate
+
+    whole = train_and_evaluate(config, tmp_path / "whole")
+    train_and_evaluate(config.replace(train=dict(sequences=16)), tmp_path / "resumed")
+    resumed = train_and_evaluate(config, tmp_path / "resumed", resume=True)
+    for a, b in zip(jax.tree.leaves(nnx.state(whole.model, nnx.Param)),
+                    jax.tree.leaves(nnx.state(resumed.model, nnx.Param))):
+        np.testing.assert_array_equal(a, b)
+    loaded, loaded_config = diffmem.load(tmp_path / "whole")
+    assert isinstance(loaded, layer)
+    assert loaded.cell.memory_rows == config.model.eval_memory_rows
+    assert loaded_config == config
+
+    assert main(["eval", str(tmp_path / "whole"), "--sizes", "3", "--count", "2",
+                 "--memory-rows", "64", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["label"] == "length 3" and np.isfinite(row["bits"])
+
+    fig = plots.memory_figure(loaded, tasks.get(config.task), {"length": 4})
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "write head 0: write weighting" in titles and "read head 0: read vectors" in titles
+    return tmp_path / "whole"
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAPER_TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 PAPER_KINDS = ("ntm-lstm", "ntm-ff", "lstm")
 KINDS = (*PAPER_KINDS, "dnc")  # the DNC has presets on every task, but no NTM-paper model
-# SAM has one default for every task (presets.OTHER_TASKS) and no paper preset.
-ALL_KINDS = (*KINDS, "sam")
+# SAM and the SDNC have one default for every task (presets.OTHER_TASKS) and no paper preset.
+ALL_KINDS = (*KINDS, "sam", "sdnc")
 PAIRS = list(PAPER_MODELS)
 
 
@@ -167,7 +167,8 @@ def test_paper_parameters_of_the_lstm_baseline_ignore_the_ntm_fields():
 def test_unknown_model_lists_the_registered_models():
     with pytest.raises(ConfigError) as err:
         resolve("copy", "gru")
-    assert str(err.value) == "unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm, dnc, sam"
+    assert str(err.value) == ("unknown model 'gru'; the models are: ntm-lstm, ntm-ff, lstm, "
+                              "dnc, sam, sdnc")
     with pytest.raises(ConfigError, match="unknown preset 'fast'; the presets are: default"):
         resolve("copy", preset="fast")
 
@@ -211,7 +212,7 @@ def test_a_registered_model_kind_is_built_validated_and_listed():
         assert capacity_warnings(config.replace(model=dict(memory_rows=2))) == []
         assert not plots.has_memory(model)
         with pytest.raises(ConfigError,
-                           match="models are: ntm-lstm, ntm-ff, lstm, dnc, sam, toy$"):
+                           match="models are: ntm-lstm, ntm-ff, lstm, dnc, sam, sdnc, toy$"):
             resolve("copy", "gru")
         with pytest.raises(ConfigError, match="no paper preset for model 'toy'"):
             resolve("copy", "toy", "paper")
@@ -267,7 +268,7 @@ def test_config_command_applies_presets_and_overrides_and_rejects_bad_values(cap
     (dict(model=dict(kind="dnc", read_after_write=True)),
      r"model.read_after_write=True is a setting of the ntm-lstm, ntm-ff only; the dnc has no"),
     (dict(model=dict(kind="ntm-ff", deallocation=True)),
-     r"model.deallocation=True is a setting of the dnc only; the ntm-ff has no such part"),
+     r"model.deallocation=True is a setting of the dnc, sdnc only; the ntm-ff has no such part"),
     (dict(model=dict(memory_init="zeros", kind="lstm")), r"model.memory_init='zeros' is a set"),
     (dict(model=dict(state_grad_clip=0.0)),
      r"model.state_grad_clip=0.0 must be a positive number or None \(off\)"),

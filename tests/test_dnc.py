@@ -501,7 +501,7 @@ def test_link_topk_is_a_dnc_setting_that_reaches_the_model_and_is_checked():
     with pytest.raises(ConfigError, match=rf"model.link_topk={rows + 1} must be None"):
         validate(config.replace(model={"link_topk": rows + 1}))
     ntm = resolve("copy", "ntm-lstm").replace(model={"link_topk": 8})
-    with pytest.raises(ConfigError, match="model.link_topk=8 is a setting of the dnc only"):
+    with pytest.raises(ConfigError, match="model.link_topk=8 is a setting of the dnc, sdnc only"):
         validate(ntm)
     # The evaluation memory must hold K rows too, found before training rather than after.
     small = resolve("copy", "dnc").replace(model={"link_topk": 24, "eval_memory_rows": 16})

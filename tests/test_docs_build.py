@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ["diffmem", "diffmem.tasks", "diffmem.addressing", "diffmem.dnc_addressing",
-           "diffmem.sparse_memory", "diffmem.training", "diffmem.training.population"]
+           "diffmem.sparse_memory", "diffmem.sdnc", "diffmem.training",
+           "diffmem.training.population"]
 
 
 def public_names(module):

@@ -2,8 +2,6 @@
 with K = N against a dense reference written here, and the layer's protocol and errors.
 Numerics in float64."""
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,15 +9,14 @@ import pytest
 from flax import nnx
 
 import diffmem
-from conftest import tiny
-from diffmem import plots, tasks
+from conftest import check_resizable_run, tiny
 from diffmem import sparse_memory as sm
+from diffmem import tasks
 from diffmem.addressing import content_weights
 from diffmem.cli import main
 from diffmem.config import ConfigError, capacity_warnings, resolve, validate
 from diffmem.sam import SAM, SAMCell, split_interface
 from diffmem.scan import scan_steps
-from diffmem.training import train_and_evaluate
 
 B, T, C, N, W, R, K = 3, 9, 4, 16, 5, 2, 3
 LENGTHS = jnp.asarray([9, 5, 1])
@@ -186,7 +183,7 @@ def test_the_configuration_checks_its_sparse_reads():
     with pytest.raises(ConfigError, match=r"model.read_topk=200 is more than "
                                           r"model.memory_rows=128"):
         validate(config.replace(model={"read_topk": 200, "eval_memory_rows": None}))
-    with pytest.raises(ConfigError, match=r"read_topk=8 is a setting of the sam only"):
+    with pytest.raises(ConfigError, match=r"read_topk=8 is a setting of the sam, sdnc only"):
         validate(resolve("copy", "dnc").replace(model={"read_topk": 8}))
     with pytest.raises(ConfigError, match=r"the SAM has one write head"):
         validate(config.replace(model={"write_heads": 2}))
@@ -204,31 +201,13 @@ def tiny_sam():
 
 def test_a_sam_run_resumes_exactly_loads_evaluates_on_any_memory_and_draws(
         tmp_path, capsys, tiny_run):
-    config = tiny_sam()
-    whole = train_and_evaluate(config, tmp_path / "whole")
-    train_and_evaluate(config.replace(train=dict(sequences=16)), tmp_path / "resumed")
-    resumed = train_and_evaluate(config, tmp_path / "resumed", resume=True)
-    for a, b in zip(jax.tree.leaves(nnx.state(whole.model, nnx.Param)),
-                    jax.tree.leaves(nnx.state(resumed.model, nnx.Param))):
-        np.testing.assert_array_equal(a, b)
-    loaded, loaded_config = diffmem.load(tmp_path / "whole")
-    assert isinstance(loaded, SAM) and loaded.cell.memory_rows == 24
-    assert loaded_config == config
-
-    assert main(["eval", str(tmp_path / "whole"), "--sizes", "3", "--count", "2",
-                 "--memory-rows", "64", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert row["label"] == "length 3" and np.isfinite(row["bits"])
+    whole = check_resizable_run(tiny_sam(), tmp_path, capsys, SAM)
     assert main(["eval", str(tiny_run[0]), "--memory-rows", "64"]) == 2
     assert "the ntm-lstm's parameters depend on the number of memory rows" in " ".join(
         capsys.readouterr().out.split())
-    assert main(["eval", str(tmp_path / "whole"), "--memory-rows", "1"]) == 2
+    assert main(["eval", str(whole), "--memory-rows", "1"]) == 2
     assert "--memory-rows 1: model.read_topk=2 is more than model.eval_memory_rows=1" in " ".join(
         capsys.readouterr().out.split())
-
-    fig = plots.memory_figure(loaded, tasks.get("copy"), {"length": 4})
-    titles = [ax.get_title() for ax in fig.axes]
-    assert "write head 0: write weighting" in titles and "read head 0: read vectors" in titles
 
 
 def test_a_population_of_sams_computes_what_each_member_computes_alone(tmp_path):

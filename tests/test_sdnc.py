@@ -2,8 +2,6 @@
 deferred link decay, sparse usage and precedence against the DNC's dense equations; the
 layer's protocol, errors and place in the registry. Numerics in float64."""
 
-import json
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,15 +9,12 @@ import pytest
 from flax import nnx
 
 import diffmem
-from conftest import tiny
+from conftest import check_resizable_run, tiny
 from diffmem import dnc_addressing as da
-from diffmem import plots, tasks
 from diffmem import sdnc as sd
-from diffmem.cli import main
 from diffmem.config import ConfigError, resolve, validate
 from diffmem.dnc import DNC
 from diffmem.sdnc import SDNC, SDNCCell
-from diffmem.training import train_and_evaluate
 
 B, T, C, W, R = 2, 8, 4, 5, 2
 LENGTHS = jnp.asarray([8, 3])
@@ -206,22 +201,4 @@ def tiny_sdnc():
 
 def test_an_sdnc_run_resumes_exactly_loads_evaluates_on_any_memory_and_draws(
         tmp_path, capsys):
-    config = tiny_sdnc()
-    whole = train_and_evaluate(config, tmp_path / "whole")
-    train_and_evaluate(config.replace(train=dict(sequences=16)), tmp_path / "resumed")
-    resumed = train_and_evaluate(config, tmp_path / "resumed", resume=True)
-    for a, b in zip(jax.tree.leaves(nnx.state(whole.model, nnx.Param)),
-                    jax.tree.leaves(nnx.state(resumed.model, nnx.Param))):
-        np.testing.assert_array_equal(a, b)
-    loaded, loaded_config = diffmem.load(tmp_path / "whole")
-    assert isinstance(loaded, SDNC) and loaded.cell.memory_rows == 24
-    assert loaded_config == config
-
-    assert main(["eval", str(tmp_path / "whole"), "--sizes", "3", "--count", "2",
-                 "--memory-rows", "64", "--json"]) == 0
-    (row,) = json.loads(capsys.readouterr().out)
-    assert row["label"] == "length 3" and np.isfinite(row["bits"])
-
-    fig = plots.memory_figure(loaded, tasks.get("copy"), {"length": 4})
-    titles = [ax.get_title() for ax in fig.axes]
-    assert "write head 0: write weighting" in titles
+    check_resizable_run(tiny_sdnc(), tmp_path, capsys, SDNC)

@@ -23,6 +23,8 @@ python -c "import json; a, b = (json.load(open(f'$out/{n}.json')) for n in ('ntm
 json.dump(a + b, open('$out/ntm.json', 'w'), indent=2)" && rm $out/ntm-large.json
 diffmem bench --model sam $paper --memory-rows 128,1024,8192,65536,262144,1048576 \
     --batch-sizes 1 --seconds 5 --json > $out/sam.json
+diffmem bench --model sdnc $paper --memory-rows 128,1024,8192,65536,262144,1048576 \
+    --batch-sizes 1 --seconds 5 --json > $out/sdnc.json
 if [ $# -ge 1 ]; then
     sizes="--memory-width 64 --read-heads 4 --controller-size 256 --seconds 5 --warmup 1 --json"
     "$1" benchmarks/torch_eager_dnc.py --memory-rows 128,256,512 --batch-sizes 1,16,64 $sizes \

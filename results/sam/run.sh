@@ -39,13 +39,14 @@ long() {  # MODEL-LABEL CHECKPOINT ROWS SIZES...
 for r in json.load(sys.stdin)]"
     done
 }
+latest() { ls -d runs/reproduce/$1-sam-default-* | tail -n 1; }  # reproduce.py's newest run
 {
-    long sam runs/reproduce/copy-sam-default 65536 10 20 30 50 100 1000
+    long sam "$(latest copy)" 65536 10 20 30 50 100 1000
     long dnc src/diffmem/weights/copy-dnc.safetensors 1024 120 200 500
     long ntm-lstm src/diffmem/weights/copy.safetensors "" 120
 } > $out/copy-long.jsonl
 {
-    long sam runs/reproduce/associative-recall-sam-default 65536 6 12 20 50 100 200 500 1000 \
+    long sam "$(latest associative-recall)" 65536 6 12 20 50 100 200 500 1000 \
         2000 5000
     long dnc src/diffmem/weights/associative-recall-dnc.safetensors 1024 20 50 100 200
     long ntm-ff src/diffmem/weights/associative-recall.safetensors "" 20

@@ -8,7 +8,8 @@ Differentiable Neural Computer) in JAX.
 
 Modules: ``addressing`` and ``memory`` (pure functions, one equation each), ``ntm`` (NTMCell,
 NTM), ``dnc_addressing`` (the DNC's allocation, links and read modes), ``dnc`` (DNCCell, DNC),
-``sparse_memory`` and ``sam`` (sparse access memory: SAMCell, SAM),
+``sparse_memory`` and ``sam`` (sparse access memory: SAMCell, SAM), ``sdnc`` (the sparse DNC:
+SDNCCell, SDNC),
 ``lstm`` (the paper's LSTM baseline: LSTMCell, LSTM), ``models`` (the registry of model kinds),
 ``tasks`` (the paper's five tasks by name), ``losses``, ``config`` and ``presets``,
 ``training`` (the training loop), ``machine`` (XLA's settings for this machine), ``rundir`` (a
@@ -23,7 +24,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.24.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
+__version__ = "0.25.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
 
 # The public names and the modules that define them. They are imported on first use (PEP 562),
 # so that `import diffmem.cli`, and with it `diffmem --version`, does not start JAX.
@@ -32,14 +33,16 @@ _EXPORTS = {
     "DNCTrace": "diffmem.dnc", "LSTM": "diffmem.lstm", "LSTMCell": "diffmem.lstm",
     "NTM": "diffmem.ntm", "NTMCell": "diffmem.ntm", "NTMState": "diffmem.ntm",
     "Trace": "diffmem.ntm", "SAM": "diffmem.sam", "SAMCell": "diffmem.sam",
-    "SAMState": "diffmem.sam", "SAMTrace": "diffmem.sam",
+    "SAMState": "diffmem.sam", "SAMTrace": "diffmem.sam", "SDNC": "diffmem.sdnc",
+    "SDNCCell": "diffmem.sdnc", "SDNCState": "diffmem.sdnc",
     "build_model": "diffmem.models", "load": "diffmem.trained",
     "train_and_evaluate": "diffmem.training", "train_population": "diffmem.training",
     "load_pretrained": "diffmem.demo",
 }
 
 __all__ = ["DNC", "DNCCell", "DNCState", "DNCTrace", "LSTM", "LSTMCell", "NTM", "NTMCell",
-           "NTMState", "Trace", "SAM", "SAMCell", "SAMState", "SAMTrace", "build_model", "load",
+           "NTMState", "Trace", "SAM", "SAMCell", "SAMState", "SAMTrace", "SDNC", "SDNCCell",
+           "SDNCState", "build_model", "load",
            "load_pretrained", "train_and_evaluate", "train_population", "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and editors see
@@ -49,6 +52,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from diffmem.models import build_model
     from diffmem.ntm import NTM, NTMCell, NTMState, Trace
     from diffmem.sam import SAM, SAMCell, SAMState, SAMTrace
+    from diffmem.sdnc import SDNC, SDNCCell, SDNCState
     from diffmem.trained import load
     from diffmem.training import train_and_evaluate, train_population
 

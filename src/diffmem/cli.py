@@ -204,8 +204,8 @@ def _add_eval(sub) -> None:
                    "data run: every held-out sequence)")
     p.add_argument("--count", type=int, help="sequences per size (default 256)")
     p.add_argument("--memory-rows", type=int, metavar="N", help="evaluate on a memory of N "
-                   "rows (a model whose parameters do not depend on them: dnc, sam); default: "
-                   "the run's own (model.eval_memory_rows, else model.memory_rows)")
+                   "rows (a model whose parameters do not depend on them: dnc, sam, sdnc); "
+                   "default: the run's own (model.eval_memory_rows, else model.memory_rows)")
     p.add_argument("--data", metavar="FILE.npz", help="score every sequence of a file of "
                    "arrays instead (as for train --data; its sizes must fit the run's model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

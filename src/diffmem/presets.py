@@ -89,9 +89,9 @@ _DNC_32 = {k: v for k, v in _DNC.items() if k != "eval_memory_rows"}
 # SAM's default on every task: its parameters do not depend on the rows, and a longer sequence
 # needs more of them (each step erases one).
 _SAM = dict(eval_memory_rows=1024)
-# The sparse DNC's default on every task: the copy DNC's, with reads of K = 4 rows and the
-# paper's K_L = 8 link entries a row.
-_SDNC = dict(_DNC, read_topk=4, link_topk=8)
+# The sparse DNC's default on every task: the copy DNC's, with the default lookups of K = 4
+# rows and the paper's K_L = 8 link entries a row.
+_SDNC = dict(_DNC, link_topk=8)
 
 # Both NTMs on repeat copy: batches of 8 at a high rate that halves, and restarts for the
 # runs still on the memory-free plateau (docs/batches.md#restarts-off-the-plateau).
