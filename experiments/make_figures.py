@@ -30,6 +30,11 @@ SCALING_RUNS = [("ntm.json", "NTM"), ("dnc-dense.json", "DNC, dense link"),
                 ("sam.json", "SAM (K = 4 rows a read)"),
                 ("sdnc.json", "sparse DNC (K = 4, K_L = 8)")]
 SCALING_BATCH = 1
+# Rae et al. 2016's figures, drawn beside the scaling records as crosses (their sizes and CPU,
+# not these): (label, rows, ms per step or None, MiB or None). Time: a forward and backward
+# step at a million slots; memory: 64K words over 100 steps, the whole sequence.
+RAE_POINTS = [("Rae et al.: SAM", 2**20, 7.0, None), ("Rae et al.: NTM", 2**20, 12_000.0, None),
+              ("Rae et al.: SAM", 2**16, None, 7.8), ("Rae et al.: NTM", 2**16, None, 29 * 1024)]
 # Validation curves of the DNC's default with the dense and the sparse link, one panel per
 # task (``experiments/curves.py`` records in the same folder), drawn with the scaling figure.
 LINK_CURVES = {
@@ -106,6 +111,11 @@ def scaling_figure(folder: Path):
         time_ax.loglog(n, [r["step_ms"] / SCALING_BATCH for r in rows], "o-", label=label)
         memory_ax.loglog(n, [r["peak_bytes"] / 2**20 / SCALING_BATCH for r in rows], "o-",
                          label=label)
+    for ax, index in ((time_ax, 2), (memory_ax, 3)):
+        for label, color in (("Rae et al.: SAM", "tab:red"), ("Rae et al.: NTM", "tab:blue")):
+            points = [(p[1], p[index]) for p in RAE_POINTS if p[0] == label and p[index]]
+            ax.loglog(*zip(*points), "x", color=color, markersize=9, mew=2,
+                      label=f"{label} (their sizes)")
     first = json.loads((folder / SCALING_RUNS[0][0]).read_text())[0]
     time_ax.set(xlabel="memory rows N", ylabel="ms per time step and sequence",
                 title="training step (forward + backward)")

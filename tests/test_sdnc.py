@@ -131,6 +131,22 @@ def test_usage_and_directions_on_sparse_weightings_equal_the_dnc_equations(x64):
     np.testing.assert_allclose(k_values, -jnp.sort(-want_f, -1)[..., :2], rtol=1e-10)
 
 
+def test_repeated_candidates_are_merged_alike_by_pairs_and_through_a_buffer(x64):
+    rng = np.random.default_rng(3)
+    index = jnp.asarray(rng.integers(0, 7, size=(2, 3, 12)).astype(np.int32))
+    values = jnp.asarray(rng.random(size=(2, 3, 12)))
+
+    def merged(rows):
+        return jax.value_and_grad(lambda v: (sd._merged(index, v, 4, rows)[1] ** 2).sum())(
+            values)
+
+    by_pairs, by_buffer = merged(None), merged(7)  # 7 rows: the buffer is the cheaper
+    np.testing.assert_allclose(by_buffer[0], by_pairs[0], rtol=1e-12)
+    np.testing.assert_allclose(by_buffer[1], by_pairs[1], rtol=1e-12)
+    kept_pairs, kept_buffer = sd._merged(index, values, 4)[0], sd._merged(index, values, 4, 7)[0]
+    np.testing.assert_array_equal(kept_buffer, kept_pairs)
+
+
 def test_the_backward_pass_does_not_store_the_memory_at_every_step():
     rows, width, steps = 4096, 16, 32
     model = SDNC(2, 2, memory_rows=rows, memory_width=width, read_topk=2, link_topk=4,

@@ -136,11 +136,27 @@ def _keep_largest(index: jax.Array, values: jax.Array, valid: jax.Array, k: int
     return jnp.take_along_axis(index, chosen, axis=-1), top
 
 
-def _merged(index: jax.Array, values: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-    """Candidate entries (B, R, C) with repeats summed, then their K largest."""
-    same = (index[..., :, None] == index[..., None, :]).astype(values.dtype)
-    summed = jnp.einsum("...ca,...a->...c", same, values)
-    index, top = _keep_largest(index, summed, first_listed(index), k)
+def _merged(index: jax.Array, values: jax.Array, k: int, rows: int | None = None
+            ) -> tuple[jax.Array, jax.Array]:
+    """Candidate entries (B, ..., C) with repeats summed, then their K largest. Repeats are
+    found by comparing every pair of candidates, or, where that is more work than a pass over
+    the ``rows`` of the memory, through a buffer of one number a row."""
+    c = index.shape[-1]
+    if rows is None or rows > c * c:
+        same = (index[..., :, None] == index[..., None, :]).astype(values.dtype)
+        summed = jnp.einsum("...ca,...a->...c", same, values)
+        first = first_listed(index)
+    else:
+        flat = index.reshape(-1, c)
+        scatter = jax.vmap(lambda z, i, v: z.at[i].add(v))
+        summed = scatter(jnp.zeros((flat.shape[0], rows), values.dtype), flat,
+                         values.reshape(-1, c))
+        summed = jnp.take_along_axis(summed, flat, axis=-1).reshape(index.shape)
+        position = jnp.broadcast_to(jnp.arange(c, dtype=jnp.int32), flat.shape)
+        earliest = jax.vmap(lambda z, i, p: z.at[i].min(p))(
+            jnp.full((flat.shape[0], rows), c, jnp.int32), flat, position)
+        first = (jnp.take_along_axis(earliest, flat, axis=-1) == position).reshape(index.shape)
+    index, top = _keep_largest(index, summed, first, k)
     return index, jnp.maximum(top, 0.0)
 
 
@@ -281,7 +297,8 @@ def sparse_directions(link: LazyLink, keep_log: jax.Array, read_index: jax.Array
     def follow(index, value, stamp):
         columns, values = _entries(index, value, stamp, keep_log, read_index)  # (B, R, S, K_L)
         values = values * read_weights[..., None]
-        return _merged(columns.reshape(B, R, -1), values.reshape(B, R, -1), k)
+        return _merged(columns.reshape(B, R, -1), values.reshape(B, R, -1), k,
+                       keep_log.shape[1])
 
     forward = follow(link.backward_index, link.backward_value, link.backward_stamp)
     backward = follow(link.forward_index, link.forward_value, link.forward_stamp)
