@@ -74,8 +74,8 @@ def test_the_deferred_link_decay_equals_the_dnc_link_in_values_and_gradients(x64
         cell = SDNCCell(2, 2, memory_rows=n, memory_width=3, read_topk=2, link_topk=n,
                         param_dtype=jnp.float64, rngs=nnx.Rngs(0))
         state = cell.initial_state(1)
-        link, keep, p_index, p = state.link, state.keep_log, state.precedence_index, \
-            state.precedence
+        link, keep = state.link, state.keep_log
+        p_index, p = state.precedence_index, state.precedence
         for t in range(steps):
             link, keep = sd.sparse_link(link, keep, p_index, p, w_index[t], w_values[t])
             p_index, p = sd.sparse_precedence(p_index, p, w_index[t], w_values[t])
@@ -148,20 +148,20 @@ def test_repeated_candidates_are_merged_alike_by_pairs_and_through_a_buffer(x64)
 
 
 def test_the_backward_pass_does_not_store_the_memory_at_every_step():
-    rows, width, steps = 4096, 16, 32
+    rows, width, steps, batch = 4096, 16, 32, 2
     model = SDNC(2, 2, memory_rows=rows, memory_width=width, read_topk=2, link_topk=4,
                  controller_size=4, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model)
-    inputs = jnp.zeros((1, steps, 2))
+    inputs = jnp.zeros((batch, steps, 2))
 
     def loss(params):
         return (nnx.merge(graphdef, params)(inputs)[0] ** 2).sum()
 
     stats = jax.jit(jax.grad(loss)).lower(params).compile().memory_analysis()
-    state = sum(a.nbytes for a in jax.tree.leaves(model.initial_state(1)))
+    state = sum(a.nbytes for a in jax.tree.leaves(model.initial_state(batch)))
     # The state (the memory, usage, keep_log and the link's six (N, K_L) arrays), its
     # gradient and working copies: far from a memory a step.
-    assert stats.temp_size_in_bytes < 4 * state < steps * rows * width * 4 / 2
+    assert stats.temp_size_in_bytes < 4 * state < steps * batch * rows * width * 4 / 2
 
 
 def test_the_cell_runs_in_nnx_rnn_as_the_layer_does():
@@ -202,6 +202,9 @@ def test_the_configuration_of_the_sdnc():
     with pytest.raises(ConfigError, match=r"model.link_topk=64 is more than "
                                           r"model.eval_memory_rows=32"):
         validate(config.replace(model={"link_topk": 64, "eval_memory_rows": 32}))
+    with pytest.raises(ConfigError, match=r"model.link_topk=8 is more than "
+                                          r"model.eval_memory_rows=6: a row keeps K_L"):
+        validate(config.replace(model={"link_topk": None, "eval_memory_rows": 6}))
     with pytest.raises(ConfigError, match=r"the SDNC has one write head"):
         validate(config.replace(model={"write_heads": 2}))
     with pytest.raises(ConfigError, match=r"link_topk=8 is a setting of the dnc, sdnc only"):

@@ -401,6 +401,15 @@ def _check_model_fields(m: ModelConfig) -> None:
                 raise ConfigError(f"model.read_topk={m.read_topk!r} is more than model.{name}="
                                   f"{rows}: a read takes K distinct rows; lower read_topk or "
                                   f"raise {name}")
+    if m.kind == "sdnc":  # unset, its K_L is the paper's 8, which the rows must hold too
+        link_topk = models.SDNC_LINK_TOPK if m.link_topk is None else m.link_topk
+        _positive_int("model.link_topk", link_topk)
+        for name in ("memory_rows", "eval_memory_rows"):
+            rows = getattr(m, name)
+            if rows is not None and link_topk > rows:
+                raise ConfigError(f"model.link_topk={link_topk!r} is more than model.{name}="
+                                  f"{rows}: a row keeps K_L distinct links; lower link_topk or "
+                                  f"raise {name}")
 
 
 def _check_task(task: Any) -> None:

@@ -40,7 +40,7 @@ from diffmem import dnc_addressing as da
 from diffmem import sparse_memory as sm
 from diffmem.checks import check_input, check_lengths
 from diffmem.dnc import DNCCell, DNCTrace, _content, split_interface
-from diffmem.scan import check_remat, check_state_grad_clip, over_batch_axes, scan_steps
+from diffmem.scan import check_state_grad_clip, over_batch_axes, scan_steps
 
 # 1 - w is floored at this before its logarithm: a row written with weight 1 (which float32
 # rounds to) would otherwise make its links' deferred decay exp(-inf - -inf). The links into
@@ -341,8 +341,8 @@ class SDNCCell(DNCCell):
     def __init__(self, input_size: int, output_size: int | None, *, read_topk: int = 4,
                  link_topk: int = LINK_TOPK, memory_rows: int = 128, **kwargs: Any):
         for name, value in (("read_topk", read_topk), ("link_topk", link_topk)):
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    or not 1 <= value <= memory_rows:
+            if (isinstance(value, bool) or not isinstance(value, int)
+                    or not 1 <= value <= memory_rows):
                 raise ValueError(f"{name}={value!r} must be an integer from 1 to memory_rows="
                                  f"{memory_rows}: it counts distinct rows")
         super().__init__(input_size, output_size, memory_rows=memory_rows, link_topk=link_topk,
@@ -447,26 +447,26 @@ class SDNCCell(DNCCell):
 
 class SDNC(nnx.Module):
     """The SDNC over whole sequences: ``SDNCCell`` scanned over time with ``jax.lax.scan``,
-    called exactly like ``diffmem.DNC`` (``return_trace=True`` also returns a ``DNCTrace``,
+    called like ``diffmem.DNC`` (``return_trace=True`` also returns a ``DNCTrace``,
     its weightings spread over all N rows and the final link matrix dense: for pictures of
     small memories).
 
-    Takes the same arguments as ``SDNCCell`` (its ``model.cell``), ``state_grad_clip`` and
-    ``remat`` (see ``diffmem.ntm.NTM``). The backward pass keeps a few rows a step, so the
-    DNC's chunked rematerialisation, which would keep the whole state every few steps, is
-    not used.
+    Takes the same arguments as ``SDNCCell`` (its ``model.cell``) and ``state_grad_clip``
+    (see ``diffmem.ntm.NTM``). There is no ``remat``: the backward pass keeps a few rows a
+    step, where a rematerialised step would keep its whole input state, and recomputing a
+    step could choose other rows where two are near ties. With ``seq_lengths`` every step
+    selects each part of the state by sequence, a pass over the memory a step that equal
+    lengths do not make.
     """
 
     has_memory = True
 
     def __init__(self, input_size: int, output_size: int | None, *,
-                 state_grad_clip: float | None = None, remat: str | None = "auto",
-                 **kwargs: Any):
+                 state_grad_clip: float | None = None, **kwargs: Any):
         self.cell = SDNCCell(input_size, output_size, **kwargs)
         self.input_size, self.output_size = input_size, output_size
         self.out_features = self.cell.out_features
         self.state_grad_clip = check_state_grad_clip(state_grad_clip)
-        self.remat = check_remat(remat)
 
     def initial_state(self, batch_size: int) -> SDNCState:
         return self.cell.initial_state(batch_size)
@@ -479,7 +479,7 @@ class SDNC(nnx.Module):
             state = self.initial_state(inputs.shape[0])
         self.cell.check_state(state)
         logits, state, trace = scan_steps(self.cell.step, state, inputs, return_trace,
-                                           self.state_grad_clip, remat=self.remat,
+                                           self.state_grad_clip, remat=None,
                                            seq_lengths=seq_lengths)
         if not return_trace:
             return logits, state
