@@ -55,7 +55,7 @@ def test_with_k_equal_to_n_it_is_the_dnc(x64, refinements):
 
 def _sparse_weightings(rng, steps, n, j):
     """Write weightings over ``j`` rows of ``n`` a step, some rows listed twice, summing to
-    less than 1 with one sharp row (0.999 of the mass) every other step."""
+    less than 1 (0.999), one row taking about 0.997 of it every other step."""
     index = rng.integers(0, n, size=(steps, 1, j)).astype(np.int32)
     index[:, :, -1] = index[:, :, 0]  # a row listed twice
     raw = rng.random(size=(steps, 1, j))

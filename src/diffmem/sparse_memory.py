@@ -50,7 +50,7 @@ def top_rows(memory: jax.Array, keys: jax.Array, k: int, masks: jax.Array | None
     a GPU here). With ``masks`` (B, R, W), head r compares ``memory * masks[r]`` with
     ``keys[r] * masks[r]`` (the DNC's content masking), without forming the masked memory."""
     memory, keys = jax.lax.stop_gradient(memory), jax.lax.stop_gradient(keys)
-    # The one pass over the memory that a step makes: a product and the rows' norms, without
+    # The search's pass over the memory: a product and the rows' norms, without
     # ``cosine_similarity``'s rescaling against overflow, which its gradient needs and a
     # search does not, and which costs more passes over the memory.
     if masks is None:
