@@ -26,6 +26,5 @@ for r in json.load(sys.stdin)]"
     done
 }
 latest() { ls -d runs/reproduce/$1-sdnc-default-* | tail -n 1; }  # reproduce.py's newest run
-long "$(latest copy)" 120 200 500 1000 2000 5000 10000 > $out/copy-long.jsonl
-long "$(latest associative-recall)" 6 12 20 50 100 200 500 1000 \
-    > $out/associative-recall-long.jsonl
+long "$(latest copy)" 120 200 500 1000 2000 > $out/copy-long.jsonl
+long "$(latest associative-recall)" 6 12 20 50 100 200 500 > $out/associative-recall-long.jsonl

@@ -171,9 +171,11 @@ def sparse_usage(usage: jax.Array, write_index: jax.Array, write_weights: jax.Ar
 
     Args:
       usage: (B, N) u_{t-1}.
-      write_index, write_weights: (B, J) w^w_{t-1}.
+      write_index: (B, J) the rows w^w_{t-1} covers.
+      write_weights: (B, J) w^w_{t-1} there.
       free_gates: (B, R).
-      read_index, read_weights: (B, R, S) w^r_{t-1}.
+      read_index: (B, R, S) the rows w^r_{t-1} covers.
+      read_weights: (B, R, S) w^r_{t-1} there.
 
     Returns:
       ``(u_t (B, N), rows (B, J + R S), retention psi at those rows)``.
