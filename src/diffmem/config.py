@@ -395,21 +395,20 @@ def _check_model_fields(m: ModelConfig) -> None:
                 "link_topk or raise eval_memory_rows")
     if m.kind in ("sam", "sdnc"):
         _positive_int("model.read_topk", m.read_topk)
-        for name in ("memory_rows", "eval_memory_rows"):
-            rows = getattr(m, name)
-            if rows is not None and m.read_topk > rows:
-                raise ConfigError(f"model.read_topk={m.read_topk!r} is more than model.{name}="
-                                  f"{rows}: a read takes K distinct rows; lower read_topk or "
-                                  f"raise {name}")
+        _within_rows(m, "read_topk", m.read_topk, "a read takes K distinct rows")
     if m.kind == "sdnc":  # unset, its K_L is the paper's 8, which the rows must hold too
         link_topk = models.SDNC_LINK_TOPK if m.link_topk is None else m.link_topk
         _positive_int("model.link_topk", link_topk)
-        for name in ("memory_rows", "eval_memory_rows"):
-            rows = getattr(m, name)
-            if rows is not None and link_topk > rows:
-                raise ConfigError(f"model.link_topk={link_topk!r} is more than model.{name}="
-                                  f"{rows}: a row keeps K_L distinct links; lower link_topk or "
-                                  f"raise {name}")
+        _within_rows(m, "link_topk", link_topk, "a row keeps K_L distinct links")
+
+
+def _within_rows(m: ModelConfig, field: str, k: int, why: str) -> None:
+    """Refuse ``model.field`` = ``k`` if it is more than the training or evaluation rows."""
+    for name in ("memory_rows", "eval_memory_rows"):
+        rows = getattr(m, name)
+        if rows is not None and k > rows:
+            raise ConfigError(f"model.{field}={k!r} is more than model.{name}={rows}: {why}; "
+                              f"lower {field} or raise {name}")
 
 
 def _check_task(task: Any) -> None:

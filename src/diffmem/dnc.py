@@ -291,8 +291,9 @@ class DNCCell(nnx.RNNCellBase):
             raise ValueError(f"the state holds {held}; this DNC has {want}: pass a state of "
                              "this model (or None)")
 
-    def step(self, state: DNCState, x: jax.Array) -> tuple[DNCState, jax.Array, DNCTrace]:
-        """One step: ``(state, x (B, C_in)) -> (state, y (B, C_out), trace of this step)``."""
+    def _control(self, state: Any, x: jax.Array) -> tuple[jax.Array, Any, Interface]:
+        """The controller's step from x_t and the previous reads, and its interface vector:
+        ``(h_t, controller state, interface)``."""
         B = x.shape[0]
         R, W = self.read_heads, self.memory_width
         controller_in = jnp.concatenate([x, state.reads.reshape(B, R * W)], axis=-1)
@@ -304,6 +305,13 @@ class DNCCell(nnx.RNNCellBase):
         xi = split_interface(jnp.clip(raw, -self.clip, self.clip), R, W,
                              content_masking=self.content_masking,
                              link_sharpness=self.link_sharpness)
+        return h, controller_state, xi
+
+    def step(self, state: DNCState, x: jax.Array) -> tuple[DNCState, jax.Array, DNCTrace]:
+        """One step: ``(state, x (B, C_in)) -> (state, y (B, C_out), trace of this step)``."""
+        B = x.shape[0]
+        R, W = self.read_heads, self.memory_width
+        h, controller_state, xi = self._control(state, x)
 
         # Allocate and write.
         # The gradient flows through usage to the previous write weighting, as the equations

@@ -104,25 +104,19 @@ def _lstm(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> LSTM
                 layers=m.controller_layers, rngs=rngs, **layer_args)
 
 
+def _dnc_args(m: ModelConfig) -> dict[str, Any]:
+    """The configuration's arguments of the DNC's parameters and refinements, which the DNC
+    and the sparse DNC share."""
+    return dict(controller="lstm", controller_size=m.controller_size,
+                controller_layers=m.controller_layers, read_heads=m.read_heads,
+                memory_rows=m.memory_rows, memory_width=m.memory_width, clip=m.clip,
+                content_masking=m.content_masking, deallocation=m.deallocation,
+                link_sharpness=m.link_sharpness, state_grad_clip=m.state_grad_clip)
+
+
 def _dnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> DNC:
-    return DNC(
-        task.input_size,
-        task.output_size,
-        controller="lstm",
-        controller_size=m.controller_size,
-        controller_layers=m.controller_layers,
-        read_heads=m.read_heads,
-        memory_rows=m.memory_rows,
-        memory_width=m.memory_width,
-        clip=m.clip,
-        content_masking=m.content_masking,
-        deallocation=m.deallocation,
-        link_sharpness=m.link_sharpness,
-        link_topk=m.link_topk,
-        state_grad_clip=m.state_grad_clip,
-        rngs=rngs,
-        **layer_args,
-    )
+    return DNC(task.input_size, task.output_size, link_topk=m.link_topk, **_dnc_args(m),
+               rngs=rngs, **layer_args)
 
 
 def _sam(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SAM:
@@ -144,25 +138,9 @@ def _sam(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SAM:
 
 
 def _sdnc(task: Task, m: ModelConfig, rngs: nnx.Rngs, **layer_args: Any) -> SDNC:
-    return SDNC(
-        task.input_size,
-        task.output_size,
-        controller="lstm",
-        controller_size=m.controller_size,
-        controller_layers=m.controller_layers,
-        read_heads=m.read_heads,
-        memory_rows=m.memory_rows,
-        memory_width=m.memory_width,
-        read_topk=m.read_topk,
-        link_topk=SDNC_LINK_TOPK if m.link_topk is None else m.link_topk,
-        clip=m.clip,
-        content_masking=m.content_masking,
-        deallocation=m.deallocation,
-        link_sharpness=m.link_sharpness,
-        state_grad_clip=m.state_grad_clip,
-        rngs=rngs,
-        **layer_args,
-    )
+    return SDNC(task.input_size, task.output_size, read_topk=m.read_topk,
+                link_topk=SDNC_LINK_TOPK if m.link_topk is None else m.link_topk,
+                **_dnc_args(m), rngs=rngs, **layer_args)
 
 
 register("ntm-lstm", _ntm("lstm"), description="NTM with an LSTM controller")

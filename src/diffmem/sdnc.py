@@ -39,7 +39,7 @@ from flax import nnx
 from diffmem import dnc_addressing as da
 from diffmem import sparse_memory as sm
 from diffmem.checks import check_input, check_lengths
-from diffmem.dnc import DNCCell, DNCTrace, _content, split_interface
+from diffmem.dnc import DNCCell, DNCTrace, _content
 from diffmem.scan import check_state_grad_clip, over_batch_axes, scan_steps
 
 # 1 - w is floored at this before its logarithm: a row written with weight 1 (which float32
@@ -216,9 +216,7 @@ def _rebuild(index, value, stamp, keep_before, keep_after, rows, row_weights, wr
     (B, C) add ``new_values`` (B, M, C) where ``new_valid``, and each row keeps its K_L
     largest, stamped with ``keep_after``."""
     k = index.shape[-1]
-    old_index = sm.gather_rows(index, rows)  # (B, M, K_L)
-    old = sm.gather_rows(value, rows) * jnp.exp(_take(keep_before, old_index)
-                                                - sm.gather_rows(stamp, rows))
+    old_index, old = _entries(index, value, stamp, keep_before, rows)  # (B, M, K_L)
     decay = 1.0 - row_weights[..., None] - totals(write_index, write_weights, old_index)
     old = jnp.where(old_index == rows[..., None], 0.0, decay * old)  # no self-links
     candidates = jnp.broadcast_to(new_index[:, None, :], new_values.shape)
@@ -385,14 +383,7 @@ class SDNCCell(DNCCell):
         B = x.shape[0]
         N, R, W = self.memory_rows, self.read_heads, self.memory_width
         K, KL = self.read_topk, self.link_topk
-        h, controller_state = self.controller(
-            jnp.concatenate([x, state.reads.reshape(B, R * W)], axis=-1), state.controller)
-        if self._all_layers:
-            h = jnp.concatenate([layer_h for _, layer_h in controller_state], axis=-1)
-        raw = self.interface(h).astype(state.memory.dtype)
-        xi = split_interface(jnp.clip(raw, -self.clip, self.clip), R, W,
-                             content_masking=self.content_masking,
-                             link_sharpness=self.link_sharpness)
+        h, controller_state, xi = self._control(state, x)
 
         # Allocate and write.
         usage, freed, psi = sparse_usage(state.usage, state.write_index, state.write_weights,
