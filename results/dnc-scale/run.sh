@@ -13,6 +13,14 @@ diffmem bench --model dnc $paper $plain --memory-rows 128,256,512,1024 --batch-s
 diffmem bench --model dnc $paper $plain --set model.link_topk=8 \
     --memory-rows 128,256,512,1024,2048,4096 --batch-sizes 1,16,64 --seconds 5 --json \
     > $out/dnc-sparse-k8.json
+# The floor: the same DNC where the work that grows with N is small, beside N = 256.
+diffmem bench --model dnc $paper $plain --memory-rows 8,16,256 --batch-sizes 1,16,64 \
+    --seconds 5 --json > $out/dnc-floor.json
+# Where the time goes at N = 256 (one core, one XLA thread).
+for link in dense 8; do
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 0 \
+        python $out/ablate.py 256 1,16,64 $link base,alloc,link,alloc+link,alloc+link+content
+done > $out/ablate.jsonl
 diffmem bench --model ntm-lstm $paper --memory-rows 128,256,512,1024,2048,4096 \
     --batch-sizes 1,16 --seconds 5 --json > $out/ntm.json
 # The NTM's rows at 16,384 and 65,536 rows (batch 1), added to ntm.json; it plans 4 GB at the
