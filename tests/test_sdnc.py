@@ -32,7 +32,8 @@ def test_with_k_equal_to_n_it_is_the_dnc(x64):
     sizes = dict(controller_size=8, read_heads=R, memory_rows=n, memory_width=W,
                  param_dtype=jnp.float64, **REFINEMENTS)
     dnc = DNC(C, 3, rngs=nnx.Rngs(0), **sizes)
-    sdnc = SDNC(C, 3, read_topk=n, link_topk=n, rngs=nnx.Rngs(1), **sizes)
+    sdnc = SDNC(C, 3, read_topk=n, link_topk=n, usage_lift=1e-6, rngs=nnx.Rngs(1),
+                **sizes)  # the DNC's lift
     nnx.update(sdnc, nnx.state(dnc))  # the same parameters at the same paths
     inputs = _inputs()
 
@@ -52,6 +53,23 @@ def test_with_k_equal_to_n_it_is_the_dnc(x64):
     np.testing.assert_allclose(got, want, rtol=1e-12)
     for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
         np.testing.assert_allclose(g, w, rtol=1e-8, atol=1e-12)
+
+
+def test_allocation_gives_the_rows_after_a_fresh_one_nothing_unless_lifted(x64):
+    # Unlifted, a write to the least used of fresh rows touches no other (so each write uses
+    # up one fresh row); with the DNC's lift the next K - 1 get 1e-6, 1e-12, 1e-18.
+    usage = jnp.asarray([[0.9, 0.0, 0.5, 0.0, 0.0, 0.0]])
+    rows, a = sd.sparse_allocation(usage, 4)
+    np.testing.assert_array_equal(rows, [[1, 3, 4, 5]])
+    np.testing.assert_array_equal(a, [[1.0, 0.0, 0.0, 0.0]])
+    grads = jax.grad(lambda u: (sd.sparse_allocation(u, 4)[1] * jnp.arange(1, 5)).sum())(usage)
+    assert np.all(np.isfinite(grads)), grads  # a product over the rows: no logarithm of 0
+    _, lifted = sd.sparse_allocation(usage, 4, lift=1e-6)
+    np.testing.assert_allclose(lifted, [[1 - 1e-6, 1e-6, 1e-12, 1e-18]], rtol=1e-5)
+    # ... and as the DNC's allocation does over all rows (K = N).
+    rows, a = sd.sparse_allocation(usage, 6, lift=1e-6)
+    np.testing.assert_allclose(jnp.zeros(6).at[rows[0]].set(a[0]), da.allocation(usage)[0],
+                               rtol=1e-10)  # a product here, logarithms there
 
 
 def _sparse_weightings(rng, steps, n, j):
@@ -191,6 +209,8 @@ def test_sizes_and_states_of_another_model_are_refused():
         with pytest.raises(ValueError, match=rf"{name}=9 must be an integer from 1 to "
                                              r"memory_rows=8"):
             SDNCCell(2, 2, memory_rows=8, rngs=nnx.Rngs(0), **{name: 9})
+    with pytest.raises(ValueError, match=r"usage_lift=1.0 must be in \[0, 1\)"):
+        SDNCCell(2, 2, memory_rows=8, usage_lift=1.0, rngs=nnx.Rngs(0))
     small = SDNC(2, 2, memory_rows=8, memory_width=3, read_topk=2, link_topk=4,
                  rngs=nnx.Rngs(0))
     other = SDNC(2, 2, memory_rows=8, memory_width=3, read_topk=3, link_topk=4,

@@ -8,8 +8,8 @@ A step touches few rows of an N-row memory:
 
 - usage changes at the rows written and read at the step before;
 - allocation ranks the K least used rows (found by ``lax.top_k``, not differentiated) rather
-  than all N, and the write key looks up the K rows most similar to it: the write goes to
-  those 2 K rows;
+  than all N, on usage not lifted by the DNC's 1e-6 (``sparse_allocation``), and the write
+  key looks up the K rows most similar to it: the write goes to those 2 K rows;
 - the precedence keeps its K_L largest entries, and the temporal link matrix K_L entries per
   row of L and per row of L^T (the paper's sparse link, Methods of Graves et al. 2016);
 - each read head mixes its content weighting over the K rows most similar to its key with
@@ -22,10 +22,11 @@ all steps (``keep_log``), each entry the sum at the time it was stored (its stam
 entry is read as ``value * exp(keep_log[column] - stamp)``. So neither pass touches all N K_L
 entries, and JAX's differentiation of the scan keeps a few rows a step, not the memory.
 
-With K = K_L = N nothing is dropped and the SDNC computes the DNC's values and gradients
-(tests/test_sdnc.py, float64). Shape letters: B batch, T time, N memory rows, W row width,
-R read heads, K rows per content lookup and allocation (``read_topk``), K_L link entries a
-row (``link_topk``), J = 2 K rows written, S = K + 2 K_L rows a head reads.
+With K = K_L = N and ``usage_lift=1e-6`` nothing is dropped and the SDNC computes the DNC's
+values and gradients (tests/test_sdnc.py, float64). Shape letters: B batch, T time, N memory
+rows, W row width, R read heads, K rows per content lookup and allocation (``read_topk``),
+K_L link entries a row (``link_topk``), J = 2 K rows written, S = K + 2 K_L rows a head
+reads.
 """
 
 from __future__ import annotations
@@ -189,11 +190,20 @@ def sparse_usage(usage: jax.Array, write_index: jax.Array, write_weights: jax.Ar
     return set_rows(usage, rows, (u + w - u * w) * psi), rows, psi
 
 
-def sparse_allocation(usage: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+def sparse_allocation(usage: jax.Array, k: int, lift: float = 0.0
+                      ) -> tuple[jax.Array, jax.Array]:
     """``dnc_addressing.allocation`` over the K least used rows: ``(rows (B, K), a_t there)``.
     The free list is their order by usage, the lowest row first among equals (not
-    differentiated); the rows outside it get nothing, which with K = N is the DNC's."""
-    lifted = da.lifted_usage(usage)
+    differentiated); the rows outside it get nothing.
+
+    Usage is taken as ``lift + (1 - lift) u``. The DNC lifts it by 1e-6 so that its product
+    (a sum of logarithms when ranked) never has a zero factor; with ``lift=1e-6`` and K = N
+    this is the DNC's allocation. Unlifted, a fresh row (usage 0) leaves the rows after it,
+    and the gradient through their usage, exactly 0, and the product stays finite. Lifted,
+    those rows get about 1e-6, 1e-12, ... at every write, which ranks them behind every fresh
+    row: a trained copy with K = 4 used up about three fresh rows an input and failed on
+    2^16 rows once they ran out (docs/sdnc.md)."""
+    lifted = lift + (1.0 - lift) * usage
     _, rows = jax.lax.top_k(-jax.lax.stop_gradient(lifted), k)
     s = _take(lifted, rows)
     before = jnp.concatenate([jnp.ones_like(s[:, :1]), jnp.cumprod(s[:, :-1], axis=-1)], -1)
@@ -336,10 +346,17 @@ class SDNCCell(DNCCell):
         ranks (Rae et al. use 4 to 8).
       link_topk: K_L, the entries kept per row of the link matrix and of its transpose, and
         per forward and backward weighting (the paper's 8).
+      usage_lift: the lift of usage before allocation (``sparse_allocation``), in [0, 1):
+        0 (the default), or the DNC's 1e-6, with which K = K_L = N gives the DNC exactly. Not
+        a configuration field: a saved run loads with 0.
     """
 
     def __init__(self, input_size: int, output_size: int | None, *, read_topk: int = 4,
-                 link_topk: int = LINK_TOPK, memory_rows: int = 128, **kwargs: Any):
+                 link_topk: int = LINK_TOPK, memory_rows: int = 128, usage_lift: float = 0.0,
+                 **kwargs: Any):
+        if not 0.0 <= usage_lift < 1.0:
+            raise ValueError(f"usage_lift={usage_lift!r} must be in [0, 1): 0, or the DNC's "
+                             "1e-6")
         for name, value in (("read_topk", read_topk), ("link_topk", link_topk)):
             if (isinstance(value, bool) or not isinstance(value, int)
                     or not 1 <= value <= memory_rows):
@@ -348,6 +365,7 @@ class SDNCCell(DNCCell):
         super().__init__(input_size, output_size, memory_rows=memory_rows, link_topk=link_topk,
                          **kwargs)
         self.read_topk = read_topk
+        self.usage_lift = usage_lift
 
     def initial_state(self, batch_size: int) -> SDNCState:
         """An empty memory, no usage, links or weightings (listed on rows 0, 1, ...)."""
@@ -391,7 +409,7 @@ class SDNCCell(DNCCell):
         mem = state.memory
         if self.deallocation:  # the rows read at t - 1 are the only ones psi scales
             mem = set_rows(mem, freed, sm.gather_rows(mem, freed) * psi[..., None])
-        alloc_index, alloc = sparse_allocation(usage, K)
+        alloc_index, alloc = sparse_allocation(usage, K, self.usage_lift)
         write_mask = None if xi.write_mask is None else xi.write_mask[:, None]
         looked_up = sm.top_rows(mem, xi.write_key[:, None], K, write_mask)[:, 0]
         content_w = _content(sm.gather_rows(mem, looked_up), xi.write_key, xi.write_strength,
