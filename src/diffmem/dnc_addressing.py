@@ -104,9 +104,10 @@ def allocation(usage: jax.Array) -> jax.Array:
     return _ranked_allocation(usage)
 
 
-def lifted_usage(usage: jax.Array) -> jax.Array:
-    """u lifted to eps + (1 - eps) u (eps = 1e-6), as ``allocation`` ranks and multiplies it."""
-    return _USAGE_EPS + (1.0 - _USAGE_EPS) * jnp.asarray(usage)
+def lifted_usage(usage: jax.Array, eps: float = _USAGE_EPS) -> jax.Array:
+    """u lifted to eps + (1 - eps) u (by default eps = 1e-6, as ``allocation`` ranks and
+    multiplies it)."""
+    return eps + (1.0 - eps) * jnp.asarray(usage)
 
 
 def _before(u: jax.Array) -> jax.Array:

@@ -203,7 +203,7 @@ def sparse_allocation(usage: jax.Array, k: int, lift: float = 0.0
     those rows get about 1e-6, 1e-12, ... at every write, which ranks them behind every fresh
     row: a trained copy with K = 4 used up about three fresh rows an input and failed on
     2^16 rows once they ran out (docs/sdnc.md)."""
-    lifted = lift + (1.0 - lift) * usage
+    lifted = da.lifted_usage(usage, lift)
     _, rows = jax.lax.top_k(-jax.lax.stop_gradient(lifted), k)
     s = _take(lifted, rows)
     before = jnp.concatenate([jnp.ones_like(s[:, :1]), jnp.cumprod(s[:, :-1], axis=-1)], -1)
