@@ -21,6 +21,10 @@ for link in dense 8; do
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 0 \
         python $out/ablate.py 256 1,16,64 $link base,alloc,link,alloc+link,alloc+link+content
 done > $out/ablate.jsonl
+# A sorting network for allocation's free list against lax.sort.
+XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 0 \
+    python $out/sort.py allocation > $out/sort.jsonl
+python $out/sort.py update >> $out/sort.jsonl
 diffmem bench --model ntm-lstm $paper --memory-rows 128,256,512,1024,2048,4096 \
     --batch-sizes 1,16 --seconds 5 --json > $out/ntm.json
 # The NTM's rows at 16,384 and 65,536 rows (batch 1), added to ntm.json; it plans 4 GB at the
