@@ -4,8 +4,12 @@ way), and whole DNC training updates at the paper's bAbI sizes (W = 64, R = 4, L
 of the refinements; dense link and K = 8; copy length 20) at sizes where allocation sorts. Two
 rounds, the two free lists one after the other in each. One JSON object per line.
 
-    python results/dnc-scale/sort.py allocation > results/dnc-scale/sort.jsonl
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        taskset -c 0 python results/dnc-scale/sort.py allocation > results/dnc-scale/sort.jsonl
     python results/dnc-scale/sort.py update >> results/dnc-scale/sort.jsonl
+
+The first part times allocation alone on one core with one thread; the second, whole updates,
+wants the machine otherwise idle.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """How a trained copy DNC's first read head holds the first row written while the input
 arrives. For COUNT fresh sequences of LENGTH, one JSON line per model: the head's mean weight
-on that row over input steps 1 to LENGTH (step 0 writes it), the mean of its smallest value
+on that row over steps 1 to LENGTH (step 0 writes it; step LENGTH is the delimiter, from
+which the answer's forward link starts), the mean of its smallest value
 over those steps per sequence, and the mean shares of its three read modes (backward, content,
 forward) over the same steps.
 
