@@ -47,6 +47,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
                               "<!-- seeds-copy-dnc-table:end -->"),
            "seeds-copy-dnc-1000": ("<!-- seeds-copy-dnc-1000-table:start -->",
                                    "<!-- seeds-copy-dnc-1000-table:end -->"),
+           "seeds-copy-sdnc-1000": ("<!-- seeds-copy-sdnc-1000-table:start -->",
+                                    "<!-- seeds-copy-sdnc-1000-table:end -->"),
            "dnc-switches": ("<!-- dnc-switches-table:start -->",
                             "<!-- dnc-switches-table:end -->")}
 # The files that may hold generated tables.
@@ -62,7 +64,8 @@ SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                 "seeds-repeat-copy-restarts": (
                     "seeds/repeat-copy-ntm-lstm-restarts/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json"),
-                "seeds-copy-dnc-1000": ("seeds/copy-dnc-1000/results.json",)}
+                "seeds-copy-dnc-1000": ("seeds/copy-dnc-1000/results.json",),
+                "seeds-copy-sdnc-1000": ("seeds/copy-sdnc-1000/results.json",)}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
 # and PAPER below.
