@@ -24,7 +24,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.26.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
+__version__ = "0.27.0"  # pyproject.toml's version (tests/test_cli.py checks they agree)
 
 # The public names and the modules that define them. They are imported on first use (PEP 562),
 # so that `import diffmem.cli`, and with it `diffmem --version`, does not start JAX.
