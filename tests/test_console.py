@@ -3,7 +3,7 @@ import io
 from rich.console import Console
 
 from diffmem.config import resolve
-from diffmem.console import ConsoleReporter
+from diffmem.console import ConsoleReporter, percent
 
 
 def _reporter(terminal=False):
@@ -65,3 +65,12 @@ def test_a_terminal_gets_a_live_bar_with_the_time_left():
     reporter.log("run", _record(32))
     reporter.stop()
     assert "left" in out.getvalue() and "training" in out.getvalue()
+
+
+def test_a_share_above_zero_never_prints_as_zero():
+    assert percent(0.0) == "0.00%"
+    assert percent(2.5e-6) == "<0.01%"  # one wrong bit in 400,000
+    assert percent(2.5e-6, 3) == "<0.001%"
+    assert percent(0.0033) == "0.33%"
+    assert percent(0.05) == "5.00%"
+    assert percent(None) == "nan%"

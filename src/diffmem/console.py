@@ -47,14 +47,25 @@ def _number(value: float | None, spec: str) -> str:
     return "nan" if value is None else format(value, spec)
 
 
+def percent(fraction: float | None, places: int = 2) -> str:
+    """A share as a percentage with ``places`` decimals; one that is above 0 but would print
+    as zero prints as "<0.01%", so that "0.00%" always means none (one wrong bit of a
+    1,000-sequence evaluation at length 50 is 0.00025%)."""
+    if fraction is None:
+        return "nan%"
+    text = f"{100 * fraction:.{places}f}"
+    if fraction > 0 and float(text) == 0:
+        return f"<{10 ** -places:.{places}f}%"
+    return text + "%"
+
+
 def _check(r: dict[str, Any]) -> str:
     """A log point's generalisation check as wrong bits per size, e.g. " (wrong at length 30
     0.00%, length 120 1.20%)"; "" without one."""
     check = r.get("check")
     if not check:
         return ""
-    sizes = ", ".join(f"{label} {_number(None if w is None else 100 * w, '.2f')}%"
-                      for label, w in check.items())
+    sizes = ", ".join(f"{label} {percent(w)}" for label, w in check.items())
     return f" (wrong at {sizes})"
 
 
@@ -263,7 +274,7 @@ def population_table(summaries: list[dict[str, Any]]) -> Table:
             Path(s["run_dir"]).name, s["status"],
             "never" if f is None else f"{f['sequences']:,} seq, {f['seconds']:.0f} s",
             _number(s["validation"]["bits"], ".4f"),
-            f"{100 * s['generalisation'][-1]['wrong_bit_fraction']:.2f}%",
+            percent(s['generalisation'][-1]['wrong_bit_fraction']),
             str(len(s["nonfinite_events"])))
     return table
 
@@ -299,7 +310,7 @@ def summary_table(s: dict[str, Any]) -> Table:
                      f"after {first['sequences']:,} sequences, {first['seconds']:.1f} s"))
     best = s.get("best")
     if best is not None:
-        check = "".join(f"; {r['label']}: {100 * r['wrong_bit_fraction']:.2f}% wrong (at most "
+        check = "".join(f"; {r['label']}: {percent(r['wrong_bit_fraction'])} wrong (at most "
                         f"{100 * r['tolerance']:g}%)" for r in best["check"]
                         if r["wrong_bit_fraction"] is not None)
         verdict = ("" if not best["check"] else
@@ -316,7 +327,7 @@ def summary_table(s: dict[str, Any]) -> Table:
             continue
         optimum = f" (optimal predictor {g['optimal_bits']:.4f})" if "optimal_bits" in g else ""
         table.add_row(g["label"], f"{g['bits']:.4f} bits{optimum}, {g['bit_errors']:.3f} bit "
-                                  f"errors per sequence ({100 * g['wrong_bit_fraction']:.3f}% "
+                                  f"errors per sequence ({percent(g['wrong_bit_fraction'], 3)} "
                                   "wrong)")
     table.add_row("run directory", s["run_dir"])
     return table
@@ -341,7 +352,7 @@ def eval_table(rows: list[dict[str, Any]], title: str) -> Table:
         cells = [r["label"], f"{r['bits']:.4f}"]
         if optimum:
             cells.append(f"{r['optimal_bits']:.4f}" if "optimal_bits" in r else "-")
-        table.add_row(*cells, f"{r['bit_errors']:.3f}", f"{100 * r['wrong_bit_fraction']:.3f}%")
+        table.add_row(*cells, f"{r['bit_errors']:.3f}", percent(r['wrong_bit_fraction'], 3))
     return table
 
 
@@ -351,7 +362,7 @@ def demo_table(metrics: dict[str, float], title: str) -> Table:
     for name in ("bits / sequence", "bit errors", "wrong bits"):
         table.add_column(name, justify="right")
     cells = [f"{metrics['bits']:.4f}", f"{metrics['bit_errors']:.0f}",
-             f"{100 * metrics['wrong_bit_fraction']:.2f}%"]
+             percent(metrics['wrong_bit_fraction'])]
     if "optimal_bits" in metrics:
         table.add_column("optimal predictor", justify="right")
         cells.append(f"{metrics['optimal_bits']:.4f}")

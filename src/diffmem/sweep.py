@@ -42,7 +42,7 @@ from typing import Any
 
 from diffmem import checkpoint, rundir
 from diffmem.config import ConfigError, resolve
-from diffmem.console import PopulationConsoleReporter
+from diffmem.console import PopulationConsoleReporter, percent
 from diffmem.machine import worker_xla_flags
 from diffmem.overrides import apply_sets
 from diffmem.training.interrupt import GracefulStop, StopRequested
@@ -481,7 +481,7 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if key.startswith("wrong bits"):
-        return f"{100 * value:.2f}%"
+        return percent(value)
     if key == "val bits":
         return f"{value:.4f}"
     if isinstance(value, int):
