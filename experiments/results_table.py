@@ -49,6 +49,8 @@ MARKERS = {"results": ("<!-- results-table:start -->", "<!-- results-table:end -
                                    "<!-- seeds-copy-dnc-1000-table:end -->"),
            "seeds-copy-sdnc-1000": ("<!-- seeds-copy-sdnc-1000-table:start -->",
                                     "<!-- seeds-copy-sdnc-1000-table:end -->"),
+           "seeds-copy-dnc-check512": ("<!-- seeds-copy-dnc-check512-table:start -->",
+                                       "<!-- seeds-copy-dnc-check512-table:end -->"),
            "dnc-switches": ("<!-- dnc-switches-table:start -->",
                             "<!-- dnc-switches-table:end -->")}
 # The files that may hold generated tables.
@@ -65,7 +67,8 @@ SEED_STUDIES = {"seeds-copy": ("seeds/copy/results.json",),
                     "seeds/repeat-copy-ntm-lstm-restarts/results.json",),
                 "seeds-copy-dnc": ("seeds/copy-dnc-even.json", "seeds/copy-dnc-odd.json"),
                 "seeds-copy-dnc-1000": ("seeds/copy-dnc-1000/results.json",),
-                "seeds-copy-sdnc-1000": ("seeds/copy-sdnc-1000/results.json",)}
+                "seeds-copy-sdnc-1000": ("seeds/copy-sdnc-1000/results.json",),
+                "seeds-copy-dnc-check512": ("seeds/copy-dnc-check512/results.json",)}
 TASKS = ("copy", "repeat-copy", "associative-recall", "dynamic-ngrams", "priority-sort")
 # The model kinds of diffmem.models' registry; a kind registered there needs rows in RUNS
 # and PAPER below.
